@@ -1,0 +1,33 @@
+# Two entry points, both from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench-gowalla bench-ml100k clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU wheel is local; an unpinned torch would pull CUDA packages.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/slimrec demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench-gowalla: $(STAMP)
+	$(BIN)/python benchmarks/mf_full.py --dataset gowalla --data-dir ../shared/data
+
+bench-ml100k: $(STAMP)
+	$(BIN)/python benchmarks/mf_full.py --dataset ml-100k --data-dir ../shared/data
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

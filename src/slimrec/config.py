@@ -1,0 +1,72 @@
+"""Typed, frozen, strict configuration: defaults, then a YAML file, then CLI overrides.
+
+Config classes are pydantic models with ``frozen=True`` and ``extra="forbid"``; values are coerced
+to the declared type (``"5e-4"`` from YAML becomes a float). Validation errors become a
+``ConfigError`` that names the key, the constraint and the value, with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from slimrec.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class FrozenConfig(BaseModel):
+    """Base of every config: immutable, unknown keys rejected, types coerced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _explain(error: ValidationError, cls: type[BaseModel], where: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        if item["type"] == "extra_forbidden":
+            guess = difflib.get_close_matches(str(item["loc"][-1]), cls.model_fields, n=1)
+            hint = f" Did you mean {guess[0]!r}?" if guess else ""
+            lines.append(f"{where}: unknown key {key!r}.{hint} Known keys: "
+                         f"{', '.join(cls.model_fields)}.")
+        else:
+            lines.append(f"{where}.{key} {item['msg'].lower()}; got {item.get('input')!r}.")
+    return "\n".join(lines)
+
+
+def parse_config(cls: type[T], values: Mapping[str, Any], where: str | None = None) -> T:
+    """Validate ``values`` into ``cls``, raising ``ConfigError`` with a readable message."""
+    where = where or cls.__name__
+    try:
+        return cls.model_validate(dict(values))
+    except ValidationError as error:
+        raise ConfigError(_explain(error, cls, where)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) mapping of settings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found.")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(document).__name__}.")
+    return document
+
+
+def layered_config(cls: type[T], file: str | Path | None, overrides: Mapping[str, Any]) -> T:
+    """Defaults, then ``file``, then the overrides that are not None (CLI flags)."""
+    values: dict[str, Any] = read_config_file(file) if file else {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return parse_config(cls, values, where=str(file) if file else cls.__name__)

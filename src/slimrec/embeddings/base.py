@@ -1,0 +1,107 @@
+"""The one protocol every embedding table follows: a drop-in for ``torch.nn.Embedding``.
+
+A table maps ``ids: LongTensor[...]`` to ``Tensor[..., embedding_dim]`` and knows its exact
+inference footprint. Memory is counted, not estimated: ``memory_bytes()`` is the byte size of
+the state dict of ``for_inference()``, i.e. exactly the tensors a saved artifact stores (weights
+at their stored width, index maps, hash parameters, scales, masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from slimrec.errors import DataError
+
+
+def state_bytes(state: dict[str, Tensor]) -> int:
+    """Bytes of a state dict at each tensor's stored width."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in state.values())
+
+
+class EmbeddingTable(nn.Module):
+    """Base class of all embedding tables.
+
+    Subclasses implement ``lookup(ids)`` (ids already validated, any shape) and may override:
+    - ``for_inference()`` when the trained form differs from the stored one (quantization,
+      pruning): return a module whose state dict is what inference needs;
+    - ``regularizer()`` and ``after_step()``: hooks the training loop calls each step;
+    - ``from_state()`` when the constructor needs data-derived arrays (cluster maps).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, config: Any = None) -> None:
+        super().__init__()
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.config = config
+
+    def lookup(self, ids: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """Rows for ``ids`` (LongTensor of any shape) -> ``Tensor[*ids.shape, embedding_dim]``."""
+        if ids.dtype not in (torch.int64, torch.int32):
+            raise DataError(f"embedding ids must be integers; got dtype {ids.dtype}.")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
+            bad = int(ids.max()) if int(ids.max()) >= self.num_embeddings else int(ids.min())
+            raise DataError(
+                f"embedding id {bad} is out of range for a table of {self.num_embeddings} rows."
+            )
+        return self.lookup(ids.long())
+
+    # ------------------------------------------------------------------ memory
+    def for_inference(self) -> EmbeddingTable:
+        """The module that serves this table at inference; ``self`` unless overridden."""
+        return self
+
+    def inference_state(self) -> dict[str, Tensor]:
+        """Tensors a saved artifact stores for this table."""
+        return {key: value.detach() for key, value in self.for_inference().state_dict().items()}
+
+    def memory_bytes(self) -> int:
+        """Exact bytes needed at inference, including index maps, codebooks and scales."""
+        return state_bytes(self.inference_state())
+
+    def full_fp32_bytes(self) -> int:
+        """Bytes of the uncompressed fp32 table this one replaces."""
+        return self.num_embeddings * self.embedding_dim * 4
+
+    def compression_ratio(self) -> float:
+        return self.full_fp32_bytes() / max(1, self.memory_bytes())
+
+    # ------------------------------------------------------------------ all rows
+    def iter_rows(self, chunk_size: int = 65536) -> Iterator[tuple[int, Tensor]]:
+        """Yield ``(start, rows[start:start+chunk])`` without materialising the whole table."""
+        device = next(iter(self.state_dict().values()), torch.empty(0)).device
+        for start in range(0, self.num_embeddings, chunk_size):
+            stop = min(start + chunk_size, self.num_embeddings)
+            yield start, self.lookup(torch.arange(start, stop, device=device))
+
+    def full_weight(self, chunk_size: int = 65536) -> Tensor:
+        """All rows as one ``(num_embeddings, embedding_dim)`` tensor, built chunk by chunk."""
+        return torch.cat([rows for _, rows in self.iter_rows(chunk_size)], dim=0)
+
+    # ------------------------------------------------------------------ training hooks
+    def regularizer(self) -> Tensor | None:
+        """Extra loss term for this table (e.g. a sparsity penalty); None when there is none."""
+        return None
+
+    def after_step(self, step: int) -> None:
+        """Called after each optimizer step (e.g. to prune and regrow)."""
+
+    # ------------------------------------------------------------------ artifacts
+    @classmethod
+    def from_state(cls, config: Any, num_embeddings: int, embedding_dim: int,
+                   state: dict[str, Tensor]) -> EmbeddingTable:
+        """Rebuild an inference table from its config and saved state."""
+        table = config.build(num_embeddings, embedding_dim, stats=None, seed=0)
+        table = table.for_inference()
+        table.load_state_dict(state)
+        return table
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_embeddings}, {self.embedding_dim}, "
+                f"memory_bytes={self.memory_bytes()}")

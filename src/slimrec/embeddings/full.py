@@ -1,0 +1,56 @@
+"""``full``: the uncompressed fp32 table, the reference every method is measured against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.spec import (
+    TableConfig,
+    TableStats,
+    budget_too_small,
+    full_fp32_bytes,
+    register,
+)
+
+
+@register
+class FullTableConfig(TableConfig):
+    method = "full"
+    init_std: float = Field(0.1, gt=0)
+
+    def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
+              seed: int) -> FullTable:
+        return FullTable(num_embeddings, embedding_dim, self, seed)
+
+    @classmethod
+    def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
+                   stats: TableStats | None, params: Mapping[str, Any]) -> FullTableConfig:
+        needed = full_fp32_bytes(num_embeddings, embedding_dim)
+        if budget_bytes < needed:
+            raise budget_too_small(cls.method, budget_bytes, needed)
+        return cls(**params)
+
+
+class FullTable(EmbeddingTable):
+    """One fp32 row per id: ``num_embeddings * embedding_dim * 4`` bytes."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 config: FullTableConfig | None = None, seed: int = 0) -> None:
+        config = config or FullTableConfig()
+        super().__init__(num_embeddings, embedding_dim, config)
+        generator = torch.Generator().manual_seed(seed)
+        weight = torch.randn(num_embeddings, embedding_dim, generator=generator) * config.init_std
+        self.weight = nn.Parameter(weight)
+
+    def lookup(self, ids: Tensor) -> Tensor:
+        return F.embedding(ids, self.weight)
+
+    def full_weight(self, chunk_size: int = 65536) -> Tensor:
+        return self.weight

@@ -1,0 +1,59 @@
+"""Shared base of retrieval models: tables, scoring, and the hooks the training loop calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from slimrec.embeddings.base import EmbeddingTable
+
+Scorer = Callable[[Tensor, Tensor | None], Tensor]
+
+
+class RetrievalModel(nn.Module):
+    """A model that scores (user, item) pairs and can rank all items for a batch of users."""
+
+    def tables(self) -> dict[str, EmbeddingTable]:
+        """The embedding tables of the model, by name."""
+        return {name: module for name, module in self.named_children()
+                if isinstance(module, EmbeddingTable)}
+
+    def score(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of ``(users[k], items[k])`` pairs: LongTensor[B] x LongTensor[B] -> Tensor[B]."""
+        raise NotImplementedError
+
+    def bpr_terms(self, users: Tensor, positives: Tensor,
+                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Positive scores, negative scores and the L2 term of the batch's embeddings."""
+        raise NotImplementedError
+
+    def scorer(self) -> Scorer:
+        """A function ranking all items: ``(users[B], out) -> Tensor[B, num_items]``.
+
+        Work shared by every batch (e.g. the item matrix) is done once, here.
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ hooks and memory
+    def regularizer(self) -> Tensor | None:
+        terms = [term for table in self.tables().values()
+                 if (term := table.regularizer()) is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    def after_step(self, step: int) -> None:
+        for table in self.tables().values():
+            table.after_step(step)
+
+    def embedding_bytes(self) -> int:
+        return sum(table.memory_bytes() for table in self.tables().values())
+
+    def full_embedding_bytes(self) -> int:
+        return sum(table.full_fp32_bytes() for table in self.tables().values())
+
+    def dense_bytes(self) -> int:
+        """Bytes of the parameters and buffers outside the embedding tables."""
+        table_ids = {id(t) for table in self.tables().values() for t in table.state_dict().values()}
+        return sum(t.numel() * t.element_size() for t in self.state_dict().values()
+                   if id(t) not in table_ids)

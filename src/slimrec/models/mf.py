@@ -1,0 +1,48 @@
+"""Matrix factorisation: score(u, i) = <user_table(u), item_table(i)>."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from slimrec.embeddings.base import EmbeddingTable
+from slimrec.models.base import RetrievalModel, Scorer
+
+
+class MF(RetrievalModel):
+    """MF (trained with BPR). The two tables may use any compression method."""
+
+    def __init__(self, user_table: EmbeddingTable, item_table: EmbeddingTable) -> None:
+        super().__init__()
+        if user_table.embedding_dim != item_table.embedding_dim:
+            raise ValueError(
+                f"user and item tables must have the same embedding_dim; got "
+                f"{user_table.embedding_dim} and {item_table.embedding_dim}."
+            )
+        self.user_table = user_table
+        self.item_table = item_table
+
+    def score(self, users: Tensor, items: Tensor) -> Tensor:
+        return (self.user_table(users) * self.item_table(items)).sum(-1)
+
+    def bpr_terms(self, users: Tensor, positives: Tensor,
+                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        user_vectors = self.user_table(users)
+        positive_vectors = self.item_table(positives)
+        negative_vectors = self.item_table(negatives)
+        positive = (user_vectors * positive_vectors).sum(-1)
+        negative = (user_vectors * negative_vectors).sum(-1)
+        l2 = (user_vectors.square().sum() + positive_vectors.square().sum()
+              + negative_vectors.square().sum()) / 2
+        return positive, negative, l2
+
+    def scorer(self) -> Scorer:
+        item_matrix = self.item_table.full_weight().detach()
+
+        def score_all(users: Tensor, out: Tensor | None = None) -> Tensor:
+            user_vectors = self.user_table(users).detach()
+            if out is None:
+                return user_vectors @ item_matrix.T
+            return torch.mm(user_vectors, item_matrix.T, out=out)
+
+        return score_all
