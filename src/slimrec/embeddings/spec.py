@@ -54,6 +54,14 @@ class TableConfig(FrozenConfig):
         naming the smallest reachable size when nothing fits."""
         raise BudgetError(f"method {cls.method!r} cannot target a budget; give its parameters.")
 
+    @classmethod
+    def from_trained(cls, table: EmbeddingTable, budget_bytes: int | None,
+                     params: Mapping[str, Any]) -> EmbeddingTable:
+        """Compress an already-trained table (post-training methods such as ``svd`` or int8
+        quantization override this; ``slimrec compress`` calls it)."""
+        raise ConfigError(f"method {cls.method!r} cannot compress a trained table; "
+                          "it is trained from scratch (use `slimrec train --embedding`).")
+
 
 METHODS: dict[str, type[TableConfig]] = {}
 
