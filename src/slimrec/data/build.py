@@ -37,7 +37,7 @@ def _check_no_duplicates(log: InteractionLog, user_index: np.ndarray, item_index
         first, second = order[repeated[0]], order[repeated[0] + 1]
         raise DataError(
             f"{log.source} line {log.lines[second]}: duplicate interaction (user "
-            f"{log.users[second]!r}, item {log.items[second]!r}) already on line "
+            f"{str(log.users[second])!r}, item {str(log.items[second])!r}) already on line "
             f"{log.lines[first]}. Remove repeats or aggregate them before loading."
         )
 
@@ -85,7 +85,7 @@ def interactions_from_split_logs(name: str, train: InteractionLog,
     if not known.all():
         bad = int(np.argmin(known))
         raise DataError(
-            f"{test.source} line {test.lines[bad]}: user {test.users[bad]!r} has no train items "
+            f"{test.source} line {test.lines[bad]}: user {str(test.users[bad])!r} has no train items "
             f"in {train.source}; every test user needs train interactions."
         )
     splits = {}
@@ -96,8 +96,8 @@ def interactions_from_split_logs(name: str, train: InteractionLog,
     overlap = _overlap(splits["train"], splits["test"], len(item_ids))
     if overlap is not None:
         raise DataError(
-            f"{test.source} line {test.lines[overlap]}: (user {test.users[overlap]!r}, item "
-            f"{test.items[overlap]!r}) is also in {train.source}; train and test must not overlap."
+            f"{test.source} line {test.lines[overlap]}: (user {str(test.users[overlap])!r}, item "
+            f"{str(test.items[overlap])!r}) is also in {train.source}; train and test must not overlap."
         )
     return build_interactions(name, user_ids, item_ids, splits)
 

@@ -40,7 +40,8 @@ def ndcg(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
     """NDCG@k with binary relevance: DCG = Σ_{r<k} hit_r / log2(r + 2), divided by the ideal
     DCG of min(k, |T_u|) hits at the top."""
     discounts = _discounts(k, hits.device)
-    dcg = (hits[:, :k].to(torch.float64) * discounts).sum(1)
+    top = hits[:, :k].to(torch.float64)  # fewer than k columns when there are < k items
+    dcg = (top * discounts[: top.shape[1]]).sum(1)
     ideal = torch.cumsum(discounts, 0)[(num_relevant.clamp(max=k) - 1).long()]
     return dcg / ideal
 

@@ -3,4 +3,6 @@
 from slimrec.models.base import RetrievalModel
 from slimrec.models.mf import MF
 
-__all__ = ["MF", "RetrievalModel"]
+MODEL_CLASSES: dict[str, type[RetrievalModel]] = {"MF": MF}
+
+__all__ = ["MF", "MODEL_CLASSES", "RetrievalModel"]

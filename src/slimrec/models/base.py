@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,15 @@ class RetrievalModel(nn.Module):
         """
         raise NotImplementedError
 
+    @classmethod
+    def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
+                      manifest: dict[str, Any]) -> RetrievalModel:
+        """Rebuild the model from its inference tables and dense weights (see serve/artifact)."""
+        model = cls(**tables)
+        model.load_state_dict({**{f"{name}.{key}": value for name, table in tables.items()
+                                  for key, value in table.state_dict().items()}, **dense})
+        return model
+
     # ------------------------------------------------------------------ hooks and memory
     def regularizer(self) -> Tensor | None:
         terms = [term for table in self.tables().values()
@@ -54,6 +64,6 @@ class RetrievalModel(nn.Module):
 
     def dense_bytes(self) -> int:
         """Bytes of the parameters and buffers outside the embedding tables."""
-        table_ids = {id(t) for table in self.tables().values() for t in table.state_dict().values()}
-        return sum(t.numel() * t.element_size() for t in self.state_dict().values()
-                   if id(t) not in table_ids)
+        prefixes = tuple(f"{name}." for name in self.tables())
+        return sum(t.numel() * t.element_size() for key, t in self.state_dict().items()
+                   if not key.startswith(prefixes))

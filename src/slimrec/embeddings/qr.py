@@ -1,0 +1,117 @@
+"""``qr``: quotient–remainder compositional embeddings (Shi et al., KDD 2020).
+
+Id ``i`` combines row ``i mod m`` of a remainder table (``m = num_buckets`` rows) with row
+``i // m`` of a quotient table (``ceil(n / m)`` rows). No two ids share both rows, so every id
+gets a distinct vector from ``m + ceil(n / m)`` rows instead of ``n``. The ``combiner`` is
+``multiply`` (element-wise), ``add``, or ``concat`` (each table holds part of the width; the
+remainder table, the one with more rows, gets the larger half when the width is odd).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.sizing import fixed_choices, largest_fitting
+from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.errors import ConfigError
+
+
+def _balanced_buckets(num_embeddings: int) -> int:
+    """Smallest ``m`` with ``m·(m+1) >= n``: the balanced split, where the solver starts.
+
+    From there on one more remainder row removes at most one quotient row, and the remainder
+    table is at least as wide as the quotient table, so the size never decreases as ``m`` grows
+    and a binary search applies. With equal widths a smaller ``m`` is the same split with the
+    two tables' roles swapped, so this is also the smallest table.
+    """
+    m = max(1, math.isqrt(num_embeddings) - 1)
+    while m * (m + 1) < num_embeddings:
+        m += 1
+    return m
+
+
+@register
+class QRTableConfig(TableConfig):
+    method = "qr"
+    num_buckets: int = Field(ge=1, description="rows of the remainder table; solved from a budget")
+    combiner: Literal["multiply", "add", "concat"] = "multiply"
+    init_std: float = Field(0.1, gt=0)
+
+    def widths(self, embedding_dim: int) -> tuple[int, int]:
+        """``(quotient_dim, remainder_dim)`` of the two tables."""
+        if self.combiner != "concat":
+            return embedding_dim, embedding_dim
+        if embedding_dim < 2:
+            raise ConfigError(f"QRTableConfig.combiner='concat' needs embedding_dim >= 2 to split "
+                              f"it between two tables; got {embedding_dim}. Use 'multiply'.")
+        return embedding_dim // 2, embedding_dim - embedding_dim // 2
+
+    def num_quotients(self, num_embeddings: int) -> int:
+        return -(-num_embeddings // self.num_buckets)
+
+    def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
+        """Exact ``memory_bytes()``: the two fp32 tables (no index map: ids are split by arithmetic)."""
+        quotient_dim, remainder_dim = self.widths(embedding_dim)
+        return 4 * (self.num_quotients(num_embeddings) * quotient_dim
+                    + self.num_buckets * remainder_dim)
+
+    def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
+              seed: int) -> QRTable:
+        return QRTable(num_embeddings, embedding_dim, self, seed)
+
+    @classmethod
+    def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
+                   stats: TableStats | None, params: Mapping[str, Any]) -> QRTableConfig:
+        config = fixed_choices(cls, params, free=("num_buckets",))
+        # Grow the remainder table from the balanced split (see _balanced_buckets).
+        lowest = _balanced_buckets(num_embeddings)
+        buckets = largest_fitting(
+            lowest, num_embeddings,
+            lambda m: config.model_copy(update={"num_buckets": m}).table_bytes(
+                num_embeddings, embedding_dim),
+            budget_bytes)
+        if buckets is None:
+            smallest = config.model_copy(update={"num_buckets": lowest})
+            raise budget_too_small(cls.method, budget_bytes,
+                                   smallest.table_bytes(num_embeddings, embedding_dim))
+        return config.model_copy(update={"num_buckets": buckets})
+
+
+class QRTable(EmbeddingTable):
+    """``quotient: Tensor[ceil(n/m), quotient_dim]`` and ``remainder: Tensor[m, remainder_dim]``.
+
+    Bytes: ``4 * (ceil(n/m) * quotient_dim + m * remainder_dim)``.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, config: QRTableConfig,
+                 seed: int = 0) -> None:
+        super().__init__(num_embeddings, embedding_dim, config)
+        quotient_dim, remainder_dim = config.widths(embedding_dim)
+        # Keep the combined vector's spread at init_std: a product of two N(0, s²) entries has
+        # spread s², a sum sqrt(2)·s, a concatenation s.
+        std = {"multiply": math.sqrt(config.init_std), "add": config.init_std / math.sqrt(2),
+               "concat": config.init_std}[config.combiner]
+        generator = torch.Generator().manual_seed(seed)
+        quotient = torch.randn(config.num_quotients(num_embeddings), quotient_dim,
+                               generator=generator)
+        remainder = torch.randn(config.num_buckets, remainder_dim, generator=generator)
+        self.quotient = nn.Parameter(quotient * std)
+        self.remainder = nn.Parameter(remainder * std)
+
+    def lookup(self, ids: Tensor) -> Tensor:
+        buckets = self.config.num_buckets
+        quotient = F.embedding(ids // buckets, self.quotient)
+        remainder = F.embedding(ids % buckets, self.remainder)
+        if self.config.combiner == "multiply":
+            return quotient * remainder
+        if self.config.combiner == "add":
+            return quotient + remainder
+        return torch.cat([quotient, remainder], dim=-1)

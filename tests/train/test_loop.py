@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from slimrec.data.splits import carve_validation
+from slimrec.embeddings import build_embedding
+from slimrec.eval.ranking import evaluate_ranking
+from slimrec.models import MF
+from slimrec.train.loop import TrainConfig, train_bpr
+
+
+def make_model(data, seed=0, dim=16):
+    return MF(build_embedding("full", data.num_users, dim, seed=seed),
+              build_embedding("full", data.num_items, dim, seed=seed + 1))
+
+
+CONFIG = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=2, patience=2, seed=1,
+                     progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_data):
+    return carve_validation(tiny_data, 0.1, seed=0)
+
+
+def test_loss_decreases_and_model_learns(data):
+    model = make_model(data)
+    before = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
+    result = train_bpr(model, data, CONFIG)
+    losses = [record["loss"] for record in result.history]
+    assert losses[-1] < losses[0]
+    after = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
+    assert after > 2 * before
+
+
+def test_same_seed_same_metrics(data):
+    first, second = make_model(data), make_model(data)
+    train_bpr(first, data, CONFIG)
+    train_bpr(second, data, CONFIG)
+    a = evaluate_ranking(first.scorer(), data).metrics
+    b = evaluate_ranking(second.scorer(), data).metrics
+    assert a == b
+
+
+def test_best_checkpoint_is_restored(data):
+    model = make_model(data)
+    config = CONFIG.model_copy(update={"epochs": 8, "eval_every": 1, "patience": 8})
+    result = train_bpr(model, data, config)
+    best = max(r["val_recall@20"] for r in result.history)
+    assert result.best_score == best
+    restored = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
+    assert restored["recall@20"] == pytest.approx(best)
+
+
+def test_resume_reproduces_uninterrupted_run(data, tmp_path):
+    uninterrupted = make_model(data)
+    train_bpr(uninterrupted, data, CONFIG)
+    resumed = make_model(data)
+    checkpoint = tmp_path / "ckpt.pt"
+    train_bpr(resumed, data, CONFIG.model_copy(update={"epochs": 3}), checkpoint=checkpoint)
+    resumed = make_model(data)
+    train_bpr(resumed, data, CONFIG, checkpoint=checkpoint)
+    for key, value in uninterrupted.state_dict().items():
+        assert np.allclose(value.numpy(), resumed.state_dict()[key].numpy()), key
