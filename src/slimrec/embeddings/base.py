@@ -92,6 +92,11 @@ class EmbeddingTable(nn.Module):
     def after_step(self, step: int) -> None:
         """Called after each optimizer step (e.g. to prune and regrow)."""
 
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        """Parameters whose gradients are sparse (row-wise); the loop gives them a lazy Adam
+        that only touches the rows of the batch. Empty unless the table opts in."""
+        return []
+
     # ------------------------------------------------------------------ artifacts
     @classmethod
     def from_state(cls, config: Any, num_embeddings: int, embedding_dim: int,

@@ -24,6 +24,9 @@ from slimrec.embeddings.spec import (
 class FullTableConfig(TableConfig):
     method = "full"
     init_std: float = Field(0.1, gt=0)
+    # Row-sparse gradients let the optimizer update only the rows of a batch: a step then costs
+    # O(batch) instead of O(table), which is what makes CPU training of large tables fast.
+    sparse_grad: bool = False
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> FullTable:
@@ -50,7 +53,10 @@ class FullTable(EmbeddingTable):
         self.weight = nn.Parameter(weight)
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(ids, self.weight)
+        return F.embedding(ids, self.weight, sparse=self.config.sparse_grad)
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return [self.weight] if self.config.sparse_grad else []
 
     def full_weight(self, chunk_size: int = 65536) -> Tensor:
         return self.weight

@@ -55,6 +55,35 @@ class TrainResult:
         return float(sum(self.epoch_seconds))
 
 
+class Optimizers:
+    """Adam for dense parameters plus a lazy (sparse) Adam for row-sparse table parameters."""
+
+    def __init__(self, model: RetrievalModel, lr: float) -> None:
+        sparse = [p for table in model.tables().values() for p in table.sparse_parameters()]
+        sparse_ids = {id(p) for p in sparse}
+        dense = [p for p in model.parameters() if id(p) not in sparse_ids and p.requires_grad]
+        self.optimizers: list[torch.optim.Optimizer] = []
+        if dense:
+            self.optimizers.append(torch.optim.Adam(dense, lr=lr))
+        if sparse:
+            self.optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def state_dict(self) -> list[dict]:
+        return [optimizer.state_dict() for optimizer in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        for optimizer, state in zip(self.optimizers, states, strict=True):
+            optimizer.load_state_dict(state)
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
@@ -67,7 +96,7 @@ def _parse_metric(name: str) -> tuple[str, int]:
     return metric, int(k)
 
 
-def _checkpoint(path: Path, model: RetrievalModel, optimizer: torch.optim.Optimizer,
+def _checkpoint(path: Path, model: RetrievalModel, optimizer: Optimizers,
                 rng: np.random.Generator, result: TrainResult, best_state: dict) -> None:
     from slimrec.io import atomic_write
 
@@ -92,7 +121,7 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
     if users_all.size == 0:
         raise DataError(f"{data.name}: the train split is empty.")
     sampler = NegativeSampler(data.train)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = Optimizers(model, config.lr)
     result, best_state = TrainResult(), copy.deepcopy(model.state_dict())
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and checkpoint.is_file():
@@ -128,7 +157,7 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch}; lower lr (now {config.lr})."
                 )
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
