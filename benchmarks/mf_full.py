@@ -15,7 +15,6 @@ import time
 
 from common import run_cell
 from protocol import protocol_for
-
 from slimrec.budget import format_bytes
 from slimrec.experiment import RunConfig
 

@@ -12,7 +12,8 @@ from slimrec.io import atomic_write_text
 @pytest.mark.parametrize(("text", "expected"), [
     (0.1, Budget(fraction=0.1)), ("0.25", Budget(fraction=0.25)), ("25%", Budget(fraction=0.25)),
     ("20MB", Budget(num_bytes=20_000_000)), ("64MiB", Budget(num_bytes=64 * 2**20)),
-    (4096, Budget(num_bytes=4096)), ("4096", Budget(num_bytes=4096)), ("1kb", Budget(num_bytes=1000)),
+    (4096, Budget(num_bytes=4096)), ("4096", Budget(num_bytes=4096)),
+    ("1kb", Budget(num_bytes=1000)),
 ])
 def test_parse_budget(text, expected):
     assert parse_budget(text) == expected
@@ -30,7 +31,7 @@ def test_fraction_resolves_below_full(fraction):
 
 
 def test_config_rejects_unknown_key_with_suggestion():
-    with pytest.raises(ConfigError, match="unknown key 'epoch'.*Did you mean 'epochs'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*Did you mean 'epochs'"):
         parse_config(RunConfig, {"epoch": 3})
 
 

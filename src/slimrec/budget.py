@@ -25,7 +25,7 @@ class Budget:
     def __post_init__(self) -> None:
         if (self.fraction is None) == (self.num_bytes is None):
             raise BudgetError("Budget needs exactly one of fraction or num_bytes.")
-        if self.fraction is not None and not 0.0 < self.fraction:
+        if self.fraction is not None and not self.fraction > 0.0:
             raise BudgetError(f"Budget fraction must be > 0; got {self.fraction}.")
         if self.num_bytes is not None and self.num_bytes < 1:
             raise BudgetError(f"Budget bytes must be >= 1; got {self.num_bytes}.")

@@ -50,7 +50,8 @@ def run_demo(out: Path, progress: bool = True) -> list[dict]:
 def _summary(documents: list[dict]) -> str:
     full = documents[0]
     full_recall = full["metrics"]["test"]["recall@20"]
-    rows = ["| method | budget | embedding bytes | vs full | recall@20 | ndcg@20 | % of full recall |",
+    rows = ["| method | budget | embedding bytes | vs full | recall@20 | ndcg@20 "
+            "| % of full recall |",
             "|---|---|---:|---:|---:|---:|---:|"]
     for document in documents:
         memory = document["memory_bytes"]

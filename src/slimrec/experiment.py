@@ -27,9 +27,9 @@ from slimrec.embeddings import EmbeddingSpec, TableStats, build_embedding
 from slimrec.errors import ConfigError
 from slimrec.eval.ranking import DEFINITIONS, evaluate_ranking
 from slimrec.io import atomic_write_json, atomic_write_text
-from slimrec.models import MF, RetrievalModel
+from slimrec.models import MF, LightGCN, NeuMF, RetrievalModel
 from slimrec.serve.artifact import save_artifact
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.train.loop import TrainConfig, TrainResult, train_bpr
 
 
 class RunConfig(FrozenConfig):
@@ -38,6 +38,7 @@ class RunConfig(FrozenConfig):
     dataset: str = "synthetic"
     data_dir: str | None = None
     model: str = "mf"
+    model_params: dict[str, Any] = Field(default_factory=dict)
     dim: int = Field(64, ge=1)
     embedding: str = "full"
     embedding_params: dict[str, Any] = Field(default_factory=dict)
@@ -65,7 +66,8 @@ class RunConfig(FrozenConfig):
         return EmbeddingSpec(self.embedding, self.embedding_params, self.budget)
 
 
-MODELS = {"mf": MF}
+MODELS: dict[str, type[RetrievalModel]] = {"mf": MF, "lightgcn": LightGCN,
+                                            "neumf": NeuMF}
 
 
 def environment() -> dict[str, Any]:
@@ -102,7 +104,9 @@ def build_model(config: RunConfig, data: Interactions) -> RetrievalModel:
             ("item", data.num_items, data.item_frequencies()))):
         stats = TableStats(role=role, frequencies=freq, interactions=data.train)
         tables[role] = build_embedding(spec, count, config.dim, stats, seed=config.seed + offset)
-    return MODELS[config.model](tables["user"], tables["item"])
+    model_cls = MODELS[config.model]
+    return model_cls.from_data(tables["user"], tables["item"], data.train,
+                               model_cls.parse_params(config.model_params))
 
 
 def run_retrieval(config: RunConfig, command: str | None = None,
@@ -115,6 +119,16 @@ def run_retrieval(config: RunConfig, command: str | None = None,
     model = build_model(config, data)
     preprocess_seconds = time.perf_counter() - start
     result = train_bpr(model, data, config.train_config())
+    return finish_run(config, model, data, result, preprocess_seconds, command)
+
+
+def finish_run(config: RunConfig, model: RetrievalModel, data: Interactions, result: TrainResult,
+               preprocess_seconds: float, command: str | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a trained model and write its results, config and artifact to ``config.out``.
+
+    ``extra`` entries are added to the results document (e.g. how a compressed run was made).
+    """
     test = evaluate_ranking(model.scorer(), data, "test", ks=config.ks)
     metrics: dict[str, Any] = {"test": test.metrics}
     if data.val.nnz:
@@ -128,6 +142,7 @@ def run_retrieval(config: RunConfig, command: str | None = None,
                     "train": int(data.train.nnz), "val": int(data.val.nnz),
                     "test": int(data.test.nnz)},
         "task": "retrieval", "model": config.model, "dim": config.dim, "seed": config.seed,
+        "model_params": model.config.model_dump(),
         "embedding": {"method": config.embedding,
                       "params": {role: table.config.model_dump()
                                  for role, table in model.tables().items()},
@@ -141,14 +156,21 @@ def run_retrieval(config: RunConfig, command: str | None = None,
         "timing": {"preprocess_seconds": preprocess_seconds,
                    "train_seconds": result.train_seconds, "epochs": result.epochs_run,
                    "best_epoch": result.best_epoch,
-                   "epoch_seconds_median": float(torch.tensor(result.epoch_seconds).median()),
+                   # A run compressed without fine-tuning trains no epoch.
+                   "epoch_seconds_median": (float(torch.tensor(result.epoch_seconds).median())
+                                            if result.epoch_seconds else 0.0),
                    "val_eval_seconds": result.eval_seconds, "eval_seconds": test.seconds},
         "history": result.history,
         "environment": environment(),
+        **(extra or {}),
     }
     out = Path(config.out)
-    save_artifact(out, model, config.model_dump(), data.user_ids, data.item_ids,
-                  metrics["test"])
+    manifest = save_artifact(out, model, config.model_dump(), data.user_ids, data.item_ids,
+                             metrics["test"], seen=data.train + data.val)
+    # What serving needs may differ from the trained tables (LightGCN serves its propagated
+    # vectors); the seen-items CSR behind exclude_seen is counted apart from the model.
+    document["memory_bytes"]["inference"] = manifest["memory_bytes"]
+    document["memory_bytes"]["seen_items"] = manifest["seen_items_bytes"]
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config.model_dump(), sort_keys=False))
     atomic_write_json(out / "results.json", document)
     return document

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from slimrec.cli import main
-from slimrec.serve.artifact import load_artifact
 from slimrec.errors import ArtifactError
+from slimrec.serve.artifact import load_artifact
 
 FAST = ["--dataset", "synthetic", "--dim", "8", "--epochs", "2", "--eval-every", "1",
         "--batch-size", "2048", "--no-progress"]

@@ -84,7 +84,8 @@ def test_missing_file(tmp_path):
 
 
 def test_atomic_inter(tmp_path):
-    path = write(tmp_path / "x.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    path = write(tmp_path / "x.inter", header +
                  "1\t10\t4\t100\n1\t11\t3\t101\n2\t10\t5\t99\n")
     log = read_atomic_inter(path)
     assert log.users.tolist() == ["1", "1", "2"]
@@ -100,7 +101,7 @@ def test_csv_missing_column(tmp_path):
 
 def test_csv_ragged_row_names_line(tmp_path):
     path = write(tmp_path / "x.csv", "user,item\n1,2\n3,4,5\n")
-    with pytest.raises(DataError, match="x.csv line 3: expected 2 fields"):
+    with pytest.raises(DataError, match=r"x\.csv line 3: expected 2 fields"):
         read_csv_log(path)
 
 
@@ -135,7 +136,8 @@ def test_duplicates_in_log_name_both_lines(tmp_path):
 
 
 def test_movielens_udata(tmp_path):
-    rows = "".join(f"{u}\t{i}\t{(u + i) % 5 + 1}\t{1000 + i}\n" for u in range(1, 4) for i in range(1, 8))
+    rows = "".join(f"{u}\t{i}\t{(u + i) % 5 + 1}\t{1000 + i}\n"
+                   for u in range(1, 4) for i in range(1, 8))
     log = read_movielens_ratings(write(tmp_path / "u.data", rows))
     data = interactions_from_log("ml", log, "holdout", 0.2, seed=0)
     assert data.num_users == 3 and data.num_items == 7
@@ -143,7 +145,7 @@ def test_movielens_udata(tmp_path):
 
 
 def test_movielens_bad_line(tmp_path):
-    with pytest.raises(DataError, match="u.data line 2: expected 4 fields"):
+    with pytest.raises(DataError, match=r"u\.data line 2: expected 4 fields"):
         read_movielens_ratings(write(tmp_path / "u.data", "1\t2\t3\t4\n1\t2\n"))
 
 

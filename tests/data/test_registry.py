@@ -77,7 +77,7 @@ def test_unpinned_checksum_is_recorded_on_first_download(server, monkeypatch):
 
 def test_unreachable_url_is_a_clear_error(monkeypatch):
     register_tiny(monkeypatch, "http://127.0.0.1:9", None)
-    with pytest.raises(DataError, match="could not download .*--data-dir"):
+    with pytest.raises(DataError, match=r"could not download .*--data-dir"):
         download("tiny", progress=False)
 
 

@@ -53,7 +53,8 @@ def interactions_from_log(
     """Build train/test from one log with a per-user random holdout or leave-last-out."""
     if min_rating is not None:
         if log.ratings is None:
-            raise ConfigError(f"min_rating={min_rating} needs a rating column; {log.source} has none.")
+            raise ConfigError(
+                f"min_rating={min_rating} needs a rating column; {log.source} has none.")
         log = log.select(log.ratings >= min_rating)
     if len(log) == 0:
         raise DataError(f"{log.source}: no interactions left to split.")
@@ -85,8 +86,8 @@ def interactions_from_split_logs(name: str, train: InteractionLog,
     if not known.all():
         bad = int(np.argmin(known))
         raise DataError(
-            f"{test.source} line {test.lines[bad]}: user {str(test.users[bad])!r} has no train items "
-            f"in {train.source}; every test user needs train interactions."
+            f"{test.source} line {test.lines[bad]}: user {str(test.users[bad])!r} has no train "
+            f"items in {train.source}; every test user needs train interactions."
         )
     splits = {}
     for split, log in (("train", train), ("test", test)):
@@ -97,7 +98,8 @@ def interactions_from_split_logs(name: str, train: InteractionLog,
     if overlap is not None:
         raise DataError(
             f"{test.source} line {test.lines[overlap]}: (user {str(test.users[overlap])!r}, item "
-            f"{str(test.items[overlap])!r}) is also in {train.source}; train and test must not overlap."
+            f"{str(test.items[overlap])!r}) is also in {train.source}; train and test must not "
+            "overlap."
         )
     return build_interactions(name, user_ids, item_ids, splits)
 

@@ -56,7 +56,8 @@ def _parse_id(token: str, path: Path, line_number: int, what: str) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise DataError(f"{path} line {line_number}: {what} id {token!r} is not an integer.") from None
+        raise DataError(
+            f"{path} line {line_number}: {what} id {token!r} is not an integer.") from None
     if value < 0:
         raise DataError(f"{path} line {line_number}: {what} id {value} is negative.")
     return value

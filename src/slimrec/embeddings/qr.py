@@ -58,7 +58,7 @@ class QRTableConfig(TableConfig):
         return -(-num_embeddings // self.num_buckets)
 
     def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
-        """Exact ``memory_bytes()``: the two fp32 tables (no index map: ids are split by arithmetic)."""
+        """Exact ``memory_bytes()``: the two fp32 tables (ids are split by arithmetic, no map)."""
         quotient_dim, remainder_dim = self.widths(embedding_dim)
         return 4 * (self.num_quotients(num_embeddings) * quotient_dim
                     + self.num_buckets * remainder_dim)
@@ -95,16 +95,22 @@ class QRTable(EmbeddingTable):
                  seed: int = 0) -> None:
         super().__init__(num_embeddings, embedding_dim, config)
         quotient_dim, remainder_dim = config.widths(embedding_dim)
-        # Keep the combined vector's spread at init_std: a product of two N(0, s²) entries has
-        # spread s², a sum sqrt(2)·s, a concatenation s.
-        std = {"multiply": math.sqrt(config.init_std), "add": config.init_std / math.sqrt(2),
-               "concat": config.init_std}[config.combiner]
         generator = torch.Generator().manual_seed(seed)
         quotient = torch.randn(config.num_quotients(num_embeddings), quotient_dim,
                                generator=generator)
         remainder = torch.randn(config.num_buckets, remainder_dim, generator=generator)
-        self.quotient = nn.Parameter(quotient * std)
-        self.remainder = nn.Parameter(remainder * std)
+        # The combined vector starts with the full table's spread, init_std.
+        if config.combiner == "multiply":
+            # The quotient factor starts near 1: each id starts as its remainder row (a modulo
+            # hash) and gets full-size gradients, where two factors of spread sqrt(init_std)
+            # would scale every early gradient down by sqrt(init_std).
+            quotient = 1.0 + config.init_std * quotient
+            remainder = config.init_std * remainder
+        else:  # a sum of two rows needs each at init_std / sqrt(2), a concatenation at init_std
+            std = config.init_std / math.sqrt(2) if config.combiner == "add" else config.init_std
+            quotient, remainder = std * quotient, std * remainder
+        self.quotient = nn.Parameter(quotient)
+        self.remainder = nn.Parameter(remainder)
 
     def lookup(self, ids: Tensor) -> Tensor:
         buckets = self.config.num_buckets

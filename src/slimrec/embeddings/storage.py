@@ -1,11 +1,12 @@
-"""Compact inference storage shared by several methods: narrow index dtypes and CSR tables.
+"""CSR inference storage shared by the sparse methods (``pruned``, ``dynamic_sparse``).
 
-Not a method (nothing here is registered). ``pruned`` and ``dynamic_sparse`` both export a
-``SparseTable``; ``mixed_dim`` stores its id map at ``index_dtype`` width.
+Not a method (nothing here is registered). Both methods keep at most ``nonzero_cap(density, n,
+d)`` entries, solve ``density`` with ``solve_density`` and export a ``SparseTable``.
 
-CSR layout of a ``SparseTable`` of ``n`` rows, ``d`` columns and ``nnz`` stored entries:
+CSR layout of a ``SparseTable`` of ``n`` rows, ``d`` columns and ``nnz`` stored entries, index
+arrays at the narrowest signed width (``sizing.index_dtype``):
 - ``values``: ``float32[nnz]``, the kept entries in row-major order;
-- ``columns``: ``index_dtype(d - 1)[nnz]``, the column of each entry (uint8 when ``d <= 256``);
+- ``columns``: ``index_dtype(d - 1)[nnz]``, the column of each entry (int8 when ``d <= 128``);
 - ``row_pointers``: ``index_dtype(max_nonzeros)[n + 1]``, row ``i`` owns entries
   ``row_pointers[i]:row_pointers[i + 1]``. Its width is fixed by the cap on nonzeros, not by the
   actual count, so the bytes of a table never exceed ``csr_bytes(n, d, cap)``.
@@ -13,27 +14,17 @@ CSR layout of a ``SparseTable`` of ``n`` rows, ``d`` columns and ``nnz`` stored 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from slimrec.embeddings.base import EmbeddingTable
-
-_INDEX_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
-
-
-def index_dtype(max_value: int) -> torch.dtype:
-    """The narrowest of uint8/int16/int32/int64 that holds every integer in ``[0, max_value]``."""
-    for dtype in _INDEX_DTYPES:
-        if max_value <= torch.iinfo(dtype).max:
-            return dtype
-    raise ValueError(f"index {max_value} does not fit in int64.")
-
-
-def index_bytes(max_value: int) -> int:
-    """Bytes per entry of ``index_dtype(max_value)``."""
-    return torch.empty(0, dtype=index_dtype(max_value)).element_size()
+from slimrec.embeddings.sizing import C, fixed_choices, index_dtype, largest_fitting
+from slimrec.embeddings.spec import budget_too_small
 
 
 def csr_bytes(num_embeddings: int, embedding_dim: int, max_nonzeros: int,
@@ -41,22 +32,38 @@ def csr_bytes(num_embeddings: int, embedding_dim: int, max_nonzeros: int,
     """Bytes of a ``SparseTable`` holding ``nonzeros`` entries (default: the cap) under a cap of
     ``max_nonzeros``: fp32 values + column indices + row pointers."""
     nonzeros = max_nonzeros if nonzeros is None else nonzeros
-    return ((num_embeddings + 1) * index_bytes(max_nonzeros)
-            + nonzeros * (4 + index_bytes(embedding_dim - 1)))
+    return ((num_embeddings + 1) * index_dtype(max_nonzeros).itemsize
+            + nonzeros * (4 + index_dtype(embedding_dim - 1).itemsize))
 
 
-def max_nonzeros_for_budget(budget_bytes: int, num_embeddings: int, embedding_dim: int) -> int:
-    """The largest cap ``k <= n*d`` with ``csr_bytes(n, d, k) <= budget_bytes``; 0 when even one
-    entry does not fit. ``csr_bytes`` grows with ``k`` (the pointer width only widens), so a
-    binary search over ``k`` is exact and takes ``O(log(n*d))`` steps at any table size."""
-    low, high = 0, num_embeddings * embedding_dim
-    while low < high:
-        middle = (low + high + 1) // 2
-        if csr_bytes(num_embeddings, embedding_dim, middle) <= budget_bytes:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+def nonzero_cap(density: float, num_embeddings: int, embedding_dim: int) -> int:
+    """Entries a table of ``density`` keeps: ``floor(density * n * d)``, at least 1.
+
+    Shared by ``pruned`` and ``dynamic_sparse``; flooring means a solver that sets
+    ``density = k / (n*d)`` never gets more than ``k`` back.
+    """
+    # Exact rational arithmetic: a float product would round up past k for tables of 2^50+ entries.
+    return max(1, math.floor(Fraction(density) * num_embeddings * embedding_dim))
+
+
+def solve_density(config_cls: type[C], budget_bytes: int, num_embeddings: int,
+                  embedding_dim: int, params: Mapping[str, Any]) -> C:
+    """The config of ``config_cls`` (a sparse method with a ``density`` field) whose CSR export
+    keeps as many entries as ``budget_bytes`` allows."""
+    config = fixed_choices(config_cls, params, free=("density",))
+    total = num_embeddings * embedding_dim
+    # csr_bytes grows with the cap (the pointer width only widens), so the search is exact.
+    cap = largest_fitting(1, total, lambda k: csr_bytes(num_embeddings, embedding_dim, k),
+                          budget_bytes)
+    if cap is None:
+        raise budget_too_small(config_cls.method, budget_bytes,
+                               csr_bytes(num_embeddings, embedding_dim, 1))
+    density = cap / total
+    # cap / total rounds to the nearest float, which may sit just above it; step down to the
+    # float whose cap is exactly ``cap`` (at most a few steps, and only for enormous tables).
+    while nonzero_cap(density, num_embeddings, embedding_dim) > cap:
+        density = math.nextafter(density, 0.0)
+    return config.model_copy(update={"density": density})
 
 
 class SparseTable(EmbeddingTable):

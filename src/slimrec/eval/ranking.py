@@ -46,11 +46,18 @@ def _keys(matrix: sp.csr_matrix) -> Tensor:
 
 
 def _mask_seen(scores: Tensor, seen: sp.csr_matrix, users: np.ndarray) -> None:
-    rows = seen[users]
-    row_index = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
-    scores[torch.from_numpy(row_index), torch.from_numpy(rows.indices.astype(np.int64))] = (
-        -torch.inf
-    )
+    """Set ``scores[b, i] = -inf`` for every item ``i`` seen by ``users[b]``.
+
+    Gathers the users' CSR rows with array arithmetic rather than scipy row indexing, which
+    costs ~0.2 ms of fixed overhead, a fifth of a single-user ``recommend`` call on Gowalla.
+    """
+    starts = seen.indptr[users].astype(np.int64)
+    counts = seen.indptr[users + 1] - starts
+    row_index = np.repeat(np.arange(len(users)), counts)
+    # Entry j of user b's row sits at starts[b] + j.
+    positions = np.arange(counts.sum()) + np.repeat(starts - np.cumsum(counts) + counts, counts)
+    scores[torch.from_numpy(row_index),
+           torch.from_numpy(seen.indices[positions].astype(np.int64))] = -torch.inf
 
 
 def evaluate_ranking(

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
+import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from slimrec.config import FrozenConfig, parse_config
 from slimrec.embeddings.base import EmbeddingTable
 
 Scorer = Callable[[Tensor, Tensor | None], Tensor]
 
 
 class RetrievalModel(nn.Module):
-    """A model that scores (user, item) pairs and can rank all items for a batch of users."""
+    """A model that scores (user, item) pairs and can rank all items for a batch of users.
+
+    Models with settings declare them in ``config_class`` (``RunConfig.model_params`` is parsed
+    into it) and keep the parsed config in ``self.config``; models without settings keep the
+    empty defaults below.
+    """
+
+    config_class: ClassVar[type[FrozenConfig]] = FrozenConfig
+    config: FrozenConfig = FrozenConfig()
+
+    @classmethod
+    def parse_params(cls, params: Mapping[str, Any] | None) -> FrozenConfig:
+        """``model_params`` validated into ``config_class`` (unknown keys fail, with a hint)."""
+        return parse_config(cls.config_class, params or {},
+                            where=f"{cls.__name__} model_params")
+
+    @classmethod
+    def from_data(cls, user_table: EmbeddingTable, item_table: EmbeddingTable,
+                  train: sp.csr_matrix, config: FrozenConfig) -> RetrievalModel:
+        """A model to train. ``train`` is the ``(num_users, num_items)`` training graph; only
+        graph models (LightGCN) use it."""
+        return cls(user_table, item_table)
+
+    def for_inference(self) -> RetrievalModel:
+        """The model a saved artifact stores and serves: ``self`` unless inference needs less
+        than training (LightGCN serves its propagated vectors, not its graph)."""
+        return self
 
     def tables(self) -> dict[str, EmbeddingTable]:
         """The embedding tables of the model, by name."""

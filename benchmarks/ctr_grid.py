@@ -1,0 +1,132 @@
+"""CTR with compressed field embeddings: every method at 25% and 10% of the full tables' bytes.
+
+    python benchmarks/ctr_grid.py --dataset frappe --data-dir ../shared/data
+    python benchmarks/ctr_grid.py --dataset ml-100k --data-dir ../shared/data
+    python benchmarks/ctr_grid.py --report          # markdown tables of what has run
+
+Frappe runs DeepFM and DCN-V2, MovieLens-100K runs DLRM and Wide & Deep; each with full tables,
+then ``hash``, ``qr``, ``double_graph``, ``lowrank``, ``quantized`` and ``unified`` under one
+global budget of 25% and 10% of the fp32 bytes of all the fields' full tables. Each cell writes
+``benchmarks/results/<dataset>_<model>_<method>_<budget>.json`` (the ``slimrec train`` shape);
+a cell whose file exists is skipped, so an interrupted sweep resumes. Methods not registered (yet)
+are listed as missing. Each cell takes the benchmark lock (``/tmp/slimrec-bench.lock``, as
+``flock`` does) while it trains, so other sweeps interleave between cells; do not wrap the script
+itself in ``flock``, which would hold the lock it waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from common import RESULTS, RUNS, cell_name
+from slimrec.budget import format_bytes
+from slimrec.ctr_experiment import CTRRunConfig, prepare_field_data, run_ctr
+from slimrec.embeddings import METHODS
+from slimrec.errors import BudgetError
+from slimrec.experiment import peak_rss_bytes
+from slimrec.io import atomic_write_json
+
+LOCK = "/tmp/slimrec-bench.lock"
+MODELS = {"frappe": ("deepfm", "dcnv2"), "ml-100k": ("dlrm", "widedeep")}
+METHOD_GRID = ("hash", "qr", "double_graph", "lowrank", "quantized", "unified")
+BUDGETS = ("0.25", "0.1")
+# One protocol for every cell: dim 16, Adam 1e-3, batch 4096, L2 on the batch embeddings,
+# at most 30 epochs with early stopping on validation AUC (patience 2), 7:2:1 seeded split.
+PROTOCOL = {"dim": 16, "lr": 1e-3, "batch_size": 4096, "l2": 1e-3, "epochs": 30, "patience": 2,
+            "threads": 2, "progress": False}
+
+
+@contextmanager
+def bench_lock() -> Iterator[None]:
+    """The shared benchmark lock (the one ``flock /tmp/slimrec-bench.lock`` takes)."""
+    with open(LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def grid(dataset: str, data_dir: str) -> list[CTRRunConfig]:
+    cells = []
+    for model in MODELS[dataset]:
+        common = {"dataset": dataset, "data_dir": data_dir, "model": model, **PROTOCOL}
+        cells.append(CTRRunConfig(**common))
+        cells += [CTRRunConfig(**common, embedding=method, budget=budget)
+                  for method in METHOD_GRID for budget in BUDGETS]
+    return cells
+
+
+def run_grid(dataset: str, data_dir: str, force: bool) -> None:
+    data = prepare_field_data(CTRRunConfig(dataset=dataset, data_dir=data_dir))
+    for config in grid(dataset, data_dir):
+        name = cell_name(config)
+        path = RESULTS / f"{name}.json"
+        if config.embedding not in METHODS:
+            print(f"[missing] {name}: method {config.embedding!r} is not registered")
+            continue
+        if path.is_file() and not force:
+            print(f"[skip] {name}: {path} exists")
+            continue
+        config = config.model_copy(update={"out": str(RUNS / name)})
+        with bench_lock():
+            try:
+                document = run_ctr(config, command=" ".join(["python", *sys.argv]), data=data)
+            except BudgetError as error:
+                print(f"[budget] {name}: {error}")
+                continue
+        document["peak_rss_bytes"] = peak_rss_bytes()
+        atomic_write_json(path, document)
+        test = document["metrics"]["test"]
+        print(f"[done] {name}: auc={test['auc']:.4f} logloss={test['logloss']:.4f} "
+              f"bytes={document['memory_bytes']['embeddings']:,}", flush=True)
+
+
+def report() -> None:
+    """One markdown table per dataset and model: every grid cell, run or missing."""
+    for dataset, models in MODELS.items():
+        for model in models:
+            rows = []
+            for config in grid(dataset, ""):
+                path = RESULTS / f"{cell_name(config)}.json"
+                label = f"{config.embedding} @ {config.budget or 'full'}"
+                if not path.is_file():
+                    rows.append(f"| {label} | – | – | – | – | missing |")
+                    continue
+                document = json.loads(path.read_text())
+                test, memory = document["metrics"]["test"], document["memory_bytes"]
+                rows.append(
+                    f"| {label} | {test['auc']:.4f} | {test['logloss']:.4f} | "
+                    f"{format_bytes(memory['embeddings'])} "
+                    f"({memory['embeddings'] / memory['full_fp32_embeddings']:.1%}) | "
+                    f"{document['timing']['epoch_seconds_median']:.1f} s | "
+                    f"{document['timing']['epochs']} (best {document['timing']['best_epoch']}) |")
+            print(f"\n### {dataset} · {model}\n")
+            print("| embedding | test AUC | test LogLoss | embedding bytes (of full) | "
+                  "epoch | epochs |")
+            print("|---|---|---|---|---|---|")
+            print("\n".join(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(MODELS))
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--force", action="store_true", help="rerun cells that have results")
+    parser.add_argument("--report", action="store_true", help="print the results tables")
+    args = parser.parse_args()
+    if args.report:
+        report()
+    elif args.dataset:
+        run_grid(args.dataset, args.data_dir, args.force)
+    else:
+        parser.error("give --dataset or --report")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The report of a sweep: a markdown table, a Pareto plot (PNG) and the Pareto-optimal set.
+
+Bytes are the embedding-table bytes (``memory_bytes.embeddings``): what the method and budget
+control, counted exactly. The table also shows the bytes of the served artifact
+(``memory_bytes.inference``), which differ for LightGCN (its propagated vectors are fp32).
+A point is Pareto-optimal for its model when no other point of that model has at most its bytes
+and a higher metric.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slimrec.bench.sweep import budget_label
+from slimrec.budget import format_bytes
+from slimrec.errors import ConfigError
+from slimrec.eval.ranking import DEFINITIONS
+from slimrec.io import atomic_write, atomic_write_json, atomic_write_text
+
+REPORT_FILE, PLOT_FILE, PARETO_FILE = "report.md", "pareto.png", "pareto.json"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (model, method, budget), averaged over its seeds."""
+
+    model: str
+    method: str
+    budget: str
+    embedding_bytes: int
+    full_bytes: int
+    inference_bytes: int
+    value: float
+    value_std: float
+    seeds: int
+    ndcg20: float | None
+    train_seconds: float
+    epochs: float
+
+    @property
+    def ratio(self) -> float:
+        return self.embedding_bytes / self.full_bytes
+
+
+def summarize(documents: Sequence[dict[str, Any]],
+              metric: str) -> tuple[list[Point], list[dict[str, Any]]]:
+    """``(points, infeasible cells)`` from the cell documents; points in first-seen order.
+
+    A document repeating an earlier one's (model, method, budget, seed) is ignored, so results
+    merged from elsewhere never count twice.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    infeasible, seen = [], set()
+    for document in documents:
+        if document.get("status") == "infeasible":
+            infeasible.append(document)
+            continue
+        budget = document.get("bench", {}).get("budget", document["embedding"]["budget"])
+        budget = "none" if budget is None else budget_label(budget)
+        key = (document["model"], document["embedding"]["method"], budget)
+        if (*key, document.get("seed")) in seen:
+            continue
+        seen.add((*key, document.get("seed")))
+        groups.setdefault(key, []).append(document)
+    points = []
+    for (model, method, budget), group in groups.items():
+        values = [_metric(document, metric) for document in group]
+        ndcg = [document["metrics"]["test"].get("ndcg@20") for document in group]
+        memory = group[0]["memory_bytes"]
+        points.append(Point(
+            model, method, budget, int(memory["embeddings"]), int(memory["full_fp32_embeddings"]),
+            int(memory.get("inference", memory["model_total"])),
+            statistics.fmean(values), statistics.pstdev(values), len(group),
+            statistics.fmean(ndcg) if None not in ndcg else None,
+            statistics.fmean(document["timing"]["train_seconds"] for document in group),
+            statistics.fmean(document["timing"]["epochs"] for document in group)))
+    return points, infeasible
+
+
+def _metric(document: dict[str, Any], metric: str) -> float:
+    test = document["metrics"]["test"]
+    if metric not in test:
+        raise ConfigError(f"metric {metric!r} is not in the results of cell "
+                          f"{document.get('bench', {}).get('cell')}; it has "
+                          f"{', '.join(test)}.")
+    return float(test[metric])
+
+
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """Points not dominated within their model (fewer-or-equal bytes and a higher metric)."""
+    front = []
+    for model in dict.fromkeys(point.model for point in points):
+        best = float("-inf")
+        ordered = sorted((p for p in points if p.model == model),
+                         key=lambda p: (p.embedding_bytes, -p.value))
+        for point in ordered:
+            if point.value > best:
+                front.append(point)
+                best = point.value
+    return front
+
+
+def markdown(points: Sequence[Point], front: Sequence[Point],
+             infeasible: Sequence[dict[str, Any]], metric: str, title: str) -> str:
+    """The report: the results table, the Pareto-optimal set, the cells that did not fit."""
+    optimal = {(p.model, p.method, p.budget) for p in front}
+    name = metric.split("@")[0]
+    lines = [f"# {title}", "",
+             f"{metric}: {DEFINITIONS.get(name, metric)}; test split, mean over seeds. "
+             "Bytes: embedding tables as trained (`memory_bytes.embeddings`); serving bytes: "
+             "the saved model (`memory_bytes.inference`). * = Pareto-optimal.", "",
+             f"| model | method | budget | embedding bytes | of full | serving bytes | {metric} "
+             "| ndcg@20 | seeds | epochs | train s | |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for p in sorted(points, key=lambda p: (p.model, p.method, -p.embedding_bytes)):
+        spread = f" ± {p.value_std:.4f}" if p.seeds > 1 else ""
+        ndcg = f"{p.ndcg20:.4f}" if p.ndcg20 is not None else "-"
+        mark = "*" if (p.model, p.method, p.budget) in optimal else ""
+        lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
+                     f"| {p.ratio:.1%} | {format_bytes(p.inference_bytes)} "
+                     f"| {p.value:.4f}{spread} | {ndcg} | {p.seeds} | {p.epochs:.0f} "
+                     f"| {p.train_seconds:.0f} | {mark} |")
+    lines += ["", "## Pareto-optimal set", ""]
+    for p in front:
+        lines.append(f"- {p.model}: {p.method} @ {p.budget} — {format_bytes(p.embedding_bytes)}, "
+                     f"{metric} {p.value:.4f}")
+    if infeasible:
+        lines += ["", "## Cells that cannot meet their budget", ""]
+        lines += [f"- {d['bench']['cell']}: {d['error']}" for d in infeasible]
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: Sequence[Point], front: Sequence[Point], path: Path, metric: str,
+         reference_method: str, title: str) -> Path:
+    """Metric against embedding bytes (log x), one panel per model, one line per method; the
+    reference method is starred with a dotted line at its best value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(p.model for p in points))
+    figure, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
+    methods = list(dict.fromkeys(p.method for p in points))
+    colors = {method: plt.get_cmap("tab20")(i % 20) for i, method in enumerate(methods)}
+    for axis, model in zip(axes[0], models, strict=True):
+        for method in methods:
+            line = sorted((p for p in points if p.model == model and p.method == method),
+                          key=lambda p: p.embedding_bytes)
+            if not line:
+                continue
+            reference = method == reference_method
+            axis.plot([p.embedding_bytes for p in line], [p.value for p in line],
+                      marker="*" if reference else "o", markersize=14 if reference else 5,
+                      color="black" if reference else colors[method],
+                      label=f"{method} (reference)" if reference else method)
+            if reference:
+                axis.axhline(max(p.value for p in line), color="black", linestyle=":",
+                             linewidth=1)
+        optimal = sorted((p for p in front if p.model == model), key=lambda p: p.embedding_bytes)
+        axis.step([p.embedding_bytes for p in optimal], [p.value for p in optimal], where="post",
+                  color="grey", linewidth=3, alpha=0.3, label="Pareto front")
+        axis.set_xscale("log")
+        axis.set_xlabel("embedding bytes (log scale)")
+        axis.set_ylabel(f"test {metric}")
+        axis.set_title(f"{title} · {model}")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
+    plt.close(figure)
+    return path
+
+
+def write_report(out: str | Path, documents: Sequence[dict[str, Any]], metric: str = "recall@20",
+                 reference_method: str = "full", title: str = "SlimRec sweep") -> dict[str, Path]:
+    """Write ``report.md``, ``pareto.png`` and ``pareto.json`` into ``out``."""
+    out = Path(out)
+    points, infeasible = summarize(documents, metric)
+    if not points:
+        raise ConfigError(f"{out}: no finished cells to report on yet.")
+    front = pareto_front(points)
+    paths = {"report": out / REPORT_FILE, "plot": out / PLOT_FILE, "pareto": out / PARETO_FILE}
+    atomic_write_text(paths["report"], markdown(points, front, infeasible, metric, title))
+    plot(points, front, paths["plot"], metric, reference_method, title)
+    atomic_write_json(paths["pareto"], {"metric": metric,
+                                        "pareto_optimal": [asdict(p) for p in front]})
+    return paths
+
+
+def load_documents(folder: str | Path) -> list[dict[str, Any]]:
+    """Every cell document under ``folder/cells``, sorted by file name."""
+    return [json.loads(path.read_text())
+            for path in sorted(Path(folder, "cells").glob("*.json"))]
+
+
+def load_results(patterns: Sequence[str]) -> list[dict[str, Any]]:
+    """Results documents (``slimrec train`` shape) matching glob ``patterns``, to merge runs
+    made outside the sweep into its report; files of another shape fail clearly."""
+    import glob
+
+    documents = []
+    for pattern in patterns:
+        paths = sorted(glob.glob(pattern))
+        if not paths:
+            raise ConfigError(f"--extra {pattern!r} matches no file.")
+        for path in paths:
+            document = json.loads(Path(path).read_text())
+            if not isinstance(document, dict) or "metrics" not in document:
+                raise ConfigError(f"{path}: not a results document (no 'metrics').")
+            documents.append(document)
+    return documents

@@ -1,0 +1,266 @@
+"""CTR datasets as ``FieldData``: Frappe, MovieLens-100K, Criteo and Avazu, with a disk cache.
+
+``load_field_data(name, data_dir)`` finds the dataset's file under ``data_dir`` (for example
+``../shared/data``; default the download cache), encodes it with ``encode_batches`` and caches
+the arrays as ``.npz`` keyed by the settings and the source files' sizes and mtimes.
+
+- ``frappe``: the literature's CTR version (NFM / AFN / FuxiCTR "Frappe_x1"), regenerated from
+  the original log: every log row is a positive with 10 fields (user, item and 8 context
+  fields; ``cnt`` is dropped); each gets 2 negatives with the same user and context and an item
+  drawn uniformly among the items that user never used (seeded). 96,203 log rows give exactly
+  288,609 rows, split 7:2:1 at random (seeded).
+- ``ml-100k``: RecBole atomic files joined with the user and item tables; label rating >= 4;
+  fields user, item, age, gender, occupation, zip (first 3 characters) and genres (multi-hot).
+- ``criteo`` / ``avazu`` (and ``criteo-sample`` / ``avazu-sample``, the DeepCTR fixtures):
+  streamed in chunks. Criteo's 13 integer fields are log-square binned; Avazu's ``hour``
+  (YYMMDDHH) becomes ``hour_of_day`` and ``weekday``; its ``id`` column is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from slimrec.data.build import encode, vocabulary
+from slimrec.data.fields import (
+    ENCODING_VERSION,
+    FieldData,
+    FieldSchema,
+    encode_batches,
+    frame_batches,
+    iter_delimited,
+)
+from slimrec.data.readers import open_text, read_table
+from slimrec.data.registry import cache_dir
+from slimrec.errors import ConfigError, DataError
+
+Batches = Iterable[tuple[np.ndarray, pl.DataFrame]]
+FRAPPE_CONTEXT = ("daytime", "weekday", "isweekend", "homework", "cost", "weather", "country",
+                  "city")
+CRITEO_COLUMNS = ["label", *(f"I{k}" for k in range(1, 14)), *(f"C{k}" for k in range(1, 27))]
+
+
+# ---------------------------------------------------------------------- Frappe
+def sample_unused_items(users: np.ndarray, items: np.ndarray, num_items: int, per_row: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """For each row, ``per_row`` items drawn uniformly among those its user never used.
+
+    ``users``/``items`` are internal ids of the logged (used) pairs; returns int64
+    ``(len(users), per_row)``. Rejection sampling, vectorised: redraw only the collisions.
+    """
+    users = users.astype(np.int64)
+    used = np.unique(users * num_items + items)
+    distinct = np.bincount(used // num_items)
+    if distinct.size and distinct.max() >= num_items:
+        raise DataError(f"user {int(distinct.argmax())} used all {num_items} items; no "
+                        "negative item can be sampled for it.")
+    draws = rng.integers(0, num_items, size=(len(users), per_row))
+    pending = np.ones(draws.shape, dtype=bool)
+    while pending.any():
+        keys = users[:, None] * num_items + draws
+        position = np.searchsorted(used, keys).clip(max=len(used) - 1)
+        pending = used[position] == keys
+        draws[pending] = rng.integers(0, num_items, size=int(pending.sum()))
+    return draws
+
+
+def frappe_batches(path: Path, seed: int, negatives_per_positive: int = 2
+                   ) -> tuple[FieldSchema, Batches]:
+    frame = read_table(path, separator="\t")
+    missing = [c for c in ("user", "item", *FRAPPE_CONTEXT) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column {missing[0]!r}; the file has columns "
+                        f"{frame.columns}.")
+    frame = frame.select("user", "item", *FRAPPE_CONTEXT).with_columns(
+        pl.col("user", "item").str.strip_chars())
+    lines = np.arange(2, frame.height + 2, dtype=np.int64)
+    for column in ("user", "item"):
+        empty = (frame[column].is_null() | (frame[column] == "")).to_numpy()
+        if empty.any():
+            raise DataError(f"{path} line {lines[np.argmax(empty)]}: field {column!r} is empty.")
+    users, items = frame["user"].to_numpy().astype(str), frame["item"].to_numpy().astype(str)
+    item_ids = vocabulary(items)
+    negatives = sample_unused_items(encode(vocabulary(users), users), encode(item_ids, items),
+                                    len(item_ids), negatives_per_positive,
+                                    np.random.default_rng([seed, 1]))
+    parts = [frame.with_columns(pl.lit("1").alias("label"))]
+    for k in range(negatives_per_positive):
+        parts.append(frame.with_columns(pl.Series("item", item_ids[negatives[:, k]]),
+                                        pl.lit("0").alias("label")))
+    schema = FieldSchema("label", ("user", "item", *FRAPPE_CONTEXT), user_field="user",
+                         item_field="item")
+    return schema, frame_batches(pl.concat(parts), np.tile(lines, negatives_per_positive + 1))
+
+
+# ---------------------------------------------------------------------- MovieLens-100K
+def _atomic_table(folder: Path, name: str) -> tuple[Path, pl.DataFrame]:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            frame = read_table(candidate, separator="\t")
+            return candidate, frame.rename({c: c.split(":", 1)[0] for c in frame.columns})
+    raise DataError(f"{folder}: expected {name} (plain or .gz).")
+
+
+def _join_side(frame: pl.DataFrame, side: pl.DataFrame, key: str, lines: np.ndarray,
+               source: Path, side_source: Path) -> pl.DataFrame:
+    joined = frame.join(side, on=key, how="left", maintain_order="left")
+    missing = joined[side.columns[1]].is_null().to_numpy()
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise DataError(f"{source} line {lines[row]}: {key} {frame[key][row]!r} has no row in "
+                        f"{side_source}.")
+    return joined
+
+
+def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches]:
+    folder = inter_path.parent
+    _, inter = _atomic_table(folder, inter_path.name.removesuffix(".gz"))
+    stem = inter_path.name.split(".")[0]
+    user_path, users = _atomic_table(folder, f"{stem}.user")
+    item_path, items = _atomic_table(folder, f"{stem}.item")
+    lines = np.arange(2, inter.height + 2, dtype=np.int64)
+    rating = inter["rating"].cast(pl.Float64, strict=False)
+    bad = rating.is_null().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{inter_path} line {lines[row]}: rating {inter['rating'][row]!r} is "
+                        "not a number.")
+    frame = inter.select("user_id", "item_id").with_columns(
+        pl.Series("label", np.where(rating.to_numpy() >= 4, "1", "0")))
+    frame = _join_side(frame, users.select("user_id", "age", "gender", "occupation",
+                                           "zip_code"), "user_id", lines, inter_path, user_path)
+    frame = _join_side(frame, items.select("item_id", "class"), "item_id", lines, inter_path,
+                       item_path)
+    frame = frame.select(pl.col("label"), pl.col("user_id").alias("user"),
+                         pl.col("item_id").alias("item"), "age", "gender", "occupation",
+                         pl.col("zip_code").str.slice(0, 3).alias("zip"),
+                         pl.col("class").alias("genres"))
+    schema = FieldSchema("label", ("user", "item", "age", "gender", "occupation", "zip"),
+                         multi_hot=(("genres", " "),), user_field="user", item_field="item")
+    return schema, frame_batches(frame, lines)
+
+
+# ---------------------------------------------------------------------- Criteo and Avazu
+def _first_line(path: Path) -> str:
+    with open_text(path) as handle:
+        line = handle.readline().rstrip("\r\n")
+    if not line:
+        raise DataError(f"{path}: file is empty.")
+    return line
+
+
+def criteo_batches(path: Path, chunk_rows: int) -> tuple[FieldSchema, Batches]:
+    """Criteo with a ``label,I1..I13,C1..C26`` header (DeepCTR) or without (the Kaggle
+    ``train.txt``, tab-separated)."""
+    first = _first_line(path)
+    separator = "\t" if "\t" in first else ","
+    columns = None if first.split(separator)[0] == "label" else CRITEO_COLUMNS
+    schema = FieldSchema("label", tuple(CRITEO_COLUMNS[14:]), tuple(CRITEO_COLUMNS[1:14]))
+    return schema, iter_delimited(path, separator, columns, chunk_rows)
+
+
+def _avazu_time(batches: Batches, source: Path) -> Iterator[tuple[np.ndarray, pl.DataFrame]]:
+    for lines, frame in batches:
+        if "hour" not in frame.columns:
+            raise DataError(f"{source}: missing column 'hour'; the file has columns "
+                            f"{frame.columns}.")
+        hour = frame["hour"].str.strip_chars()
+        day = hour.str.slice(0, 6).str.to_date("%y%m%d", strict=False)
+        bad = ((hour.str.len_chars() != 8) | day.is_null()).to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{source} line {lines[row]}: hour {frame['hour'][row]!r} is not "
+                            "of the form YYMMDDHH.")
+        yield lines, frame.with_columns(hour.str.slice(6, 2).alias("hour_of_day"),
+                                        day.dt.weekday().cast(pl.String).alias("weekday"))
+
+
+def avazu_batches(path: Path, chunk_rows: int) -> tuple[FieldSchema, Batches]:
+    """Avazu (header ``id,click,hour,...``): ``click`` is the label, ``id`` is dropped."""
+    header = _first_line(path).split(",")
+    if "click" not in header:
+        raise DataError(f"{path}: missing label column 'click'; the header has {header}.")
+    categorical = tuple(c for c in header if c not in ("id", "click", "hour"))
+    schema = FieldSchema("click", (*categorical, "hour_of_day", "weekday"))
+    return schema, _avazu_time(iter_delimited(path, ",", None, chunk_rows), path)
+
+
+# ---------------------------------------------------------------------- registry and cache
+@dataclass(frozen=True)
+class CTRDataset:
+    """A CTR dataset: where its file lies under a data folder and how it is read."""
+
+    name: str
+    description: str
+    files: tuple[str, ...]
+    read: Callable[[Path, int, int], tuple[FieldSchema, Batches]]
+    min_count: int = 1
+
+
+CTR_DATASETS = {info.name: info for info in (
+    CTRDataset("frappe", "Frappe app usage, CTR version: 10 fields, 2 sampled negatives per "
+               "log row (288,609 rows)", ("frappe/frappe.csv",),
+               lambda path, seed, chunk: frappe_batches(path, seed)),
+    CTRDataset("ml-100k", "MovieLens-100K as CTR: rating >= 4, 7 fields incl. multi-hot "
+               "genres (100,000 rows)", ("ml-100k/ml-100k.inter",),
+               lambda path, seed, chunk: movielens_batches(path, seed)),
+    CTRDataset("criteo", "Criteo display ads (Kaggle train.txt), 13 binned + 26 categorical "
+               "fields", ("criteo/train.txt",),
+               lambda path, seed, chunk: criteo_batches(path, chunk), min_count=10),
+    CTRDataset("avazu", "Avazu mobile ads (Kaggle train), 22 categorical fields",
+               ("avazu/train", "avazu/train.csv"),
+               lambda path, seed, chunk: avazu_batches(path, chunk), min_count=2),
+    CTRDataset("criteo-sample", "200-row Criteo fixture (DeepCTR)",
+               ("ctr_samples/criteo_sample.txt",),
+               lambda path, seed, chunk: criteo_batches(path, chunk)),
+    CTRDataset("avazu-sample", "100-row Avazu fixture (DeepCTR)",
+               ("ctr_samples/avazu_sample.txt",),
+               lambda path, seed, chunk: avazu_batches(path, chunk)),
+)}
+
+
+def ctr_dataset(name: str) -> CTRDataset:
+    if name not in CTR_DATASETS:
+        raise ConfigError(f"unknown CTR dataset {name!r}; known: {', '.join(CTR_DATASETS)}.")
+    return CTR_DATASETS[name]
+
+
+def find_ctr_file(info: CTRDataset, data_dir: str | Path | None) -> Path:
+    folder = Path(data_dir) if data_dir is not None else cache_dir()
+    for relative in info.files:
+        for candidate in (folder / relative, folder / f"{relative}.gz"):
+            if candidate.is_file():
+                return candidate
+    raise DataError(f"{folder}: no {' or '.join(info.files)} (plain or .gz) for dataset "
+                    f"{info.name!r}; pass --data-dir with the folder that holds it "
+                    "(e.g. ../shared/data).")
+
+
+def load_field_data(name: str, data_dir: str | Path | None = None, seed: int = 0,
+                    min_count: int | None = None,
+                    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
+                    chunk_rows: int = 500_000, cache: bool = True) -> FieldData:
+    """Encode (or read from the cache) the CTR dataset ``name``; ``seed`` fixes the sampled
+    negatives (Frappe) and the split."""
+    info = ctr_dataset(name)
+    path = find_ctr_file(info, data_dir)
+    min_count = info.min_count if min_count is None else min_count
+    sources = sorted(p for p in path.parent.iterdir() if p.is_file())
+    key = json.dumps({"name": name, "seed": seed, "min_count": min_count,
+                      "fractions": list(fractions), "version": ENCODING_VERSION,
+                      "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                for p in sources]})
+    cached = cache_dir() / "ctr" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if cache and cached.is_file():
+        return FieldData.load(cached)
+    schema, batches = info.read(path, seed, chunk_rows)
+    data = encode_batches(name, str(path), batches, schema, fractions, seed, min_count)
+    if cache:
+        data.save(cached)
+    return data

@@ -1,0 +1,160 @@
+import json
+
+import pytest
+import yaml
+
+from slimrec.bench import sweep
+from slimrec.bench.report import Point, load_documents, pareto_front, summarize, write_report
+from slimrec.bench.sweep import BenchConfig, cells, run_bench, table_budget, task_runner
+from slimrec.budget import parse_budget
+from slimrec.cli import main
+from slimrec.errors import ConfigError, SlimRecError
+
+SETTINGS = {"dim": 8, "epochs": 2, "batch_size": 4096, "lr": 5e-3, "eval_every": 2,
+            "ks": [20]}
+
+
+def bench_config(out, **changes):
+    values = {"out": str(out), "models": ["mf"], "methods": ["full", "hash"],
+              "budgets": [1.0, "25%"], "seeds": [0], "settings": SETTINGS, "progress": False}
+    return BenchConfig(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    config = bench_config(out)
+    return config, run_bench(config, command="test")
+
+
+def test_one_document_per_cell(finished):
+    config, documents = finished
+    names = sorted(path.stem for path in (config.runs_path().parent / "cells").glob("*.json"))
+    assert names == ["synthetic_mf_full_100pct_s0", "synthetic_mf_full_25pct_s0",
+                     "synthetic_mf_hash_100pct_s0", "synthetic_mf_hash_25pct_s0"]
+    by_name = {doc["bench"]["cell"]: doc for doc in documents}
+    infeasible = by_name["synthetic_mf_full_25pct_s0"]
+    assert infeasible["status"] == "infeasible" and "too small for method 'full'" in \
+        infeasible["error"]
+    done = by_name["synthetic_mf_hash_25pct_s0"]
+    for key in ("dataset", "model", "embedding", "memory_bytes", "metrics", "timing",
+                "environment", "peak_rss_bytes"):
+        assert key in done
+    assert done["memory_bytes"]["embeddings"] <= 0.25 * done["memory_bytes"]["full_fp32_embeddings"]
+    run = config.runs_path() / "synthetic_mf_hash_25pct_s0"
+    assert (run / "model.safetensors").is_file() and not (run / "checkpoint.pt").exists()
+
+
+def test_finished_cells_are_skipped(finished, monkeypatch):
+    config, documents = finished
+    cell = config.runs_path().parent / "cells" / "synthetic_mf_hash_100pct_s0.json"
+    cell.unlink()
+    ran = []
+    original = sweep.run_cell
+    monkeypatch.setattr(sweep, "run_cell", lambda cell, *a: ran.append(cell.name)
+                        or original(cell, *a))
+    again = run_bench(config, command="test")
+    assert ran == ["synthetic_mf_hash_100pct_s0"]
+    assert [d["bench"]["cell"] for d in again] == [d["bench"]["cell"] for d in documents]
+
+
+def test_report_files(finished):
+    config, documents = finished
+    paths = write_report(config.out, documents, "recall@20", "full", title="synthetic")
+    report = paths["report"].read_text()
+    assert "| mf | hash | 25pct |" in report and "## Pareto-optimal set" in report
+    assert "synthetic_mf_full_25pct_s0: budget of" in report
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    front = json.loads(paths["pareto"].read_text())["pareto_optimal"]
+    assert front and front[0]["method"] == "hash"
+    assert len(load_documents(config.out)) == 4
+
+
+def test_pareto_front_and_seed_means():
+    def point(method, nbytes, value):
+        return Point("mf", method, "b", nbytes, 1000, nbytes, value, 0.0, 1, None, 1.0, 1)
+
+    points = [point("a", 100, 0.10), point("b", 200, 0.08), point("c", 300, 0.12),
+              point("d", 300, 0.11), point("e", 1000, 0.12)]
+    assert [p.method for p in pareto_front(points)] == ["a", "c"]
+    base = {"model": "mf", "embedding": {"method": "hash", "budget": "0.1"},
+            "memory_bytes": {"embeddings": 10, "full_fp32_embeddings": 100, "model_total": 10},
+            "timing": {"train_seconds": 1.0, "epochs": 2}}
+    documents = [{**base, "seed": seed, "metrics": {"test": {"recall@20": value}}}
+                 for seed, value in enumerate((0.1, 0.3))]
+    (summary,), infeasible = summarize(documents, "recall@20")
+    assert summary.value == pytest.approx(0.2) and summary.seeds == 2 and not infeasible
+    with pytest.raises(ConfigError, match="metric 'auc' is not in the results"):
+        summarize(documents, "auc")
+
+
+def test_absolute_budget_is_a_total_over_both_tables():
+    share = table_budget("5MB", 29858, 40981, 64)
+    fraction = parse_budget(share).fraction
+    full_user, full_item = 29858 * 64 * 4, 40981 * 64 * 4
+    assert int(fraction * full_user) + int(fraction * full_item) <= 5_000_000
+    assert table_budget("0.1", 10, 10, 8) == "0.1"
+    assert table_budget(None, 10, 10, 8) is None
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"models": ["mff"]}, "unknown retrieval model 'mff'"),
+    ({"methods": ["hsh"]}, "Did you mean 'hash'"),
+    ({"settings": {"budget": "0.1"}}, "budget are set per cell"),
+    ({"settings": {"epoch": 3}}, "Did you mean 'epochs'"),
+    ({"budgets": ["lots"]}, "budget must be"),
+])
+def test_config_errors_before_anything_runs(tmp_path, changes, message):
+    with pytest.raises(SlimRecError, match=message):
+        cells(bench_config(tmp_path, **changes), task_runner("retrieval"))
+
+
+def test_cli_bench_and_errors(finished, tmp_path, capsys):
+    config, _ = finished
+    file = tmp_path / "bench.yaml"
+    file.write_text(yaml.safe_dump(config.model_dump()))
+    assert main(["bench", "--config", str(file), "--report-only"]) == 0
+    assert "Pareto-optimal set" in capsys.readouterr().out
+    file.write_text("methods: [full]\nmodel: mf\n")
+    assert main(["bench", "--config", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'model'. Did you mean 'models'" in err and "Traceback" not in err
+
+
+def test_grid_order_and_method_budgets(tmp_path):
+    config = bench_config(tmp_path, methods=["full", "hash", "qr"], budgets=["25%", 0.1],
+                          method_budgets={"full": [1.0]})
+    names = [cell.name for cell in cells(config, task_runner("retrieval"))]
+    assert names == ["synthetic_mf_hash_25pct_s0", "synthetic_mf_qr_25pct_s0",
+                     "synthetic_mf_hash_10pct_s0", "synthetic_mf_qr_10pct_s0",
+                     "synthetic_mf_full_100pct_s0"]
+
+
+def test_cli_report_merges_extra_results_once(finished, tmp_path, capsys):
+    config, documents = finished
+    file = tmp_path / "bench.yaml"
+    file.write_text(yaml.safe_dump(config.model_dump()))
+    done = next(d for d in documents if d["bench"]["cell"] == "synthetic_mf_hash_25pct_s0")
+    duplicate = {key: value for key, value in done.items() if key != "bench"}
+    other = {**duplicate, "model": "lightgcn"}
+    (tmp_path / "r_dup.json").write_text(json.dumps(duplicate))
+    (tmp_path / "r_other.json").write_text(json.dumps(other))
+    assert main(["bench", "--config", str(file), "--report-only",
+                 "--extra", str(tmp_path / "r_*.json")]) == 0
+    report = capsys.readouterr().out
+    assert report.count("| mf | hash | 25pct |") == 1 and "| lightgcn | hash | 25pct |" in report
+    assert main(["bench", "--config", str(file), "--report-only", "--extra", "/nope/*.json"]) == 2
+    assert "matches no file" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_ctr_sweep_reports_auc(shared_data, tmp_path):
+    config = BenchConfig(task="ctr", dataset="criteo-sample", data_dir=str(shared_data),
+                         out=str(tmp_path), models=["deepfm"], methods=["full", "hash"],
+                         budgets=[0.25], method_budgets={"full": [1.0]},
+                         settings={"dim": 4, "epochs": 1}, progress=False)
+    documents = run_bench(config, command="test")
+    assert sorted(d["embedding"]["method"] for d in documents) == ["full", "hash"]
+    assert all(d["task"] == "ctr" and "auc" in d["metrics"]["test"] for d in documents)
+    paths = write_report(config.out, documents, config.report_metric(), "full", title="ctr")
+    assert "| auc |" in paths["report"].read_text()
