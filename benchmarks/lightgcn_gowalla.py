@@ -1,6 +1,6 @@
 """LightGCN with the full fp32 tables on Gowalla (LightGCN split): test Recall@20 against epochs.
 
-    nohup flock /tmp/slimrec-bench.lock python benchmarks/lightgcn_gowalla.py \
+    nohup python benchmarks/lightgcn_gowalla.py --lock /tmp/slimrec-bench.lock \
         > runs/lightgcn_gowalla.log 2>&1 &
 
 The settings are those of the ``<dataset>_lightgcn_full_100pct_s0`` cell of
@@ -11,7 +11,9 @@ selection (the reported number is the last epoch's, as in the paper, which train
 train file without early stopping). Published: Recall@20 0.1830 after 1000 epochs at batch 2048.
 
 Resumable: training checkpoints every epoch into the cell's run folder (the sweep's checkpoint),
-and finished milestones are kept in ``<sweep out>/lightgcn_full_curve.json``.
+and finished milestones are kept in ``<sweep out>/lightgcn_full_curve.json``. With ``--lock``
+the file is locked only while a milestone trains and evaluates, so other heavy jobs on a shared
+machine get turns between milestones.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from slimrec.bench.sweep import CHECKPOINT_FILE, BenchConfig, cells, task_runner
+from slimrec.bench.sweep import CHECKPOINT_FILE, BenchConfig, cells, held, task_runner
 from slimrec.config import layered_config
 from slimrec.eval.ranking import evaluate_ranking
 from slimrec.experiment import build_model, finish_run, peak_rss_bytes, prepare_data
@@ -38,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(BENCHMARKS / "gowalla_pareto.yaml"))
     parser.add_argument("--data-dir", help="override the sweep's data_dir")
+    parser.add_argument("--lock", help="file to flock while each milestone runs")
     parser.add_argument("--milestones", default="10,25,50,100,150",
                         help="epochs (before the cell's last) at which to evaluate the test split")
     args = parser.parse_args()
@@ -45,6 +48,9 @@ def main() -> None:
     name = f"{bench.dataset}_lightgcn_full_100pct_s0"
     cell = next(c for c in cells(bench, task_runner("retrieval")) if c.name == name)
     config, curve_path = cell.config, Path(bench.out) / "lightgcn_full_curve.json"
+    if cell.result_path(bench).is_file():
+        print(f"{cell.result_path(bench)} exists: the cell is finished.")
+        return
     milestones = sorted({*(int(m) for m in args.milestones.split(",")), config.epochs})
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -58,12 +64,14 @@ def main() -> None:
     checkpoint = Path(config.out) / CHECKPOINT_FILE
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     for milestone in milestones:
-        # Resumes from the checkpoint: the state after the last finished epoch.
-        result = train_bpr(model, data, config.model_copy(update={"epochs": milestone})
-                           .train_config(), checkpoint=checkpoint)
-        if milestone in done:
-            continue
-        test = evaluate_ranking(model.scorer(), data, "test", ks=(20,), metrics=("recall", "ndcg"))
+        with held(args.lock):
+            # Resumes from the checkpoint: the state after the last finished epoch.
+            result = train_bpr(model, data, config.model_copy(update={"epochs": milestone})
+                               .train_config(), checkpoint=checkpoint)
+            if milestone in done:
+                continue
+            test = evaluate_ranking(model.scorer(), data, "test", ks=(20,),
+                                    metrics=("recall", "ndcg"))
         curve["points"].append({
             "epoch": milestone, **test.metrics, "train_seconds": result.train_seconds,
             "epoch_seconds_median": float(torch.tensor(result.epoch_seconds).median()),
@@ -73,9 +81,10 @@ def main() -> None:
               f"{test.metrics['ndcg@20']:.4f}; train {result.train_seconds:.0f}s, median epoch "
               f"{curve['points'][-1]['epoch_seconds_median']:.1f}s", flush=True)
     info = {"cell": cell.name, "budget": config.budget, "table_budget": config.budget}
-    document = finish_run(config, model, data, result, preprocess_seconds,
-                          command=" ".join(["python", *sys.argv]),
-                          extra={"status": "done", "bench": info, "curve": curve["points"]})
+    with held(args.lock):
+        document = finish_run(config, model, data, result, preprocess_seconds,
+                              command=" ".join(["python", *sys.argv]),
+                              extra={"status": "done", "bench": info, "curve": curve["points"]})
     document["peak_rss_bytes"] = peak_rss_bytes()
     atomic_write_json(cell.result_path(bench), document)
     checkpoint.unlink(missing_ok=True)

@@ -5,7 +5,7 @@
 
 Reports test Recall@20 / NDCG@20, median epoch seconds, full-ranking evaluation seconds for all
 test users, peak RSS and the whole run's wall time; writes
-``benchmarks/results/<dataset>_mf_full_full.json``.
+``benchmarks/results/<dataset>_mf_full_reference.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     config = RunConfig(**protocol_for(args.dataset, args.data_dir))
     start = time.perf_counter()
-    document = run_cell(config, force=args.force)
+    document = run_cell(config, name=f"{args.dataset}_mf_full_reference", force=args.force)
     wall = time.perf_counter() - start
     test, timing = document["metrics"]["test"], document["timing"]
     print(f"{args.dataset} MF-BPR full table, dim {document['dim']}:")

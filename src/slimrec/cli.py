@@ -205,7 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from slimrec.bench.sweep import BenchConfig, finished_documents, run_bench
 
     bench = layered_config(BenchConfig, args.config,
-                           {"out": args.out, "progress": args.progress})
+                           {"out": args.out, "progress": args.progress, "lock": args.lock})
     if args.report_only:
         documents = finished_documents(bench)
     else:
@@ -275,7 +275,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slimrec", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="slimrec",
+        description="SlimRec: recommenders whose embedding tables fit a memory budget.")
     parser.add_argument("--version", action="version", version=f"slimrec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -338,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--extra", action="append", metavar="GLOB",
                        help="also report results files made elsewhere, e.g. "
                        "'benchmarks/results/gowalla_mf_*.json' (repeatable)")
+    bench.add_argument("--lock", help="file to flock around each cell (take turns with other "
+                       "heavy jobs), e.g. /tmp/slimrec-bench.lock")
     bench.add_argument("--no-progress", dest="progress", action="store_const", const=False)
     bench.set_defaults(handler=cmd_bench)
 

@@ -20,8 +20,8 @@ DEMO_BUDGET = "0.1"
 
 
 def demo_configs(out: Path, progress: bool) -> list[RunConfig]:
-    common = {"dataset": "synthetic", "dim": 32, "epochs": 40, "lr": 5e-3, "batch_size": 1024,
-              "eval_every": 2, "patience": 3, "progress": progress, "ks": [10, 20]}
+    common = {"dataset": "synthetic", "dim": 32, "epochs": 30, "lr": 5e-3, "batch_size": 2048,
+              "eval_every": 3, "patience": 2, "progress": progress, "ks": [10, 20]}
     configs = [RunConfig(embedding="full", out=str(out / "full"), **common)]
     configs += [RunConfig(embedding=method, budget=DEMO_BUDGET, out=str(out / method), **common)
                 for method in DEMO_METHODS if method in METHODS]

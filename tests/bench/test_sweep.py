@@ -158,3 +158,17 @@ def test_ctr_sweep_reports_auc(shared_data, tmp_path):
     assert all(d["task"] == "ctr" and "auc" in d["metrics"]["test"] for d in documents)
     paths = write_report(config.out, documents, config.report_metric(), "full", title="ctr")
     assert "| auc |" in paths["report"].read_text()
+
+
+def test_held_lock_excludes_others(tmp_path):
+    import fcntl
+
+    from slimrec.bench.sweep import held
+
+    lock = tmp_path / "bench.lock"
+    with held(str(lock)), open(lock) as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock) as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the block
+    with held(None):
+        pass

@@ -122,3 +122,19 @@ def test_predictions_are_probabilities(criteo_like_dir: Path, tmp_path: Path) ->
     probabilities = predict(model, FieldTensors(data), data.rows("test"))
     assert probabilities.shape == (data.rows("test").size,)
     assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_compress_tables_post_training(criteo_like_dir: Path, tmp_path: Path) -> None:
+    """`slimrec compress --method quantized` on a CTR run compresses every field table."""
+    out = tmp_path / "run"
+    trained = _train(criteo_like_dir, out, "--model", "deepfm")
+    assert main(["compress", "--model", str(out), "--method", "quantized", "--budget", "0.3",
+                 "--no-progress"]) == 0
+    document = json.loads((tmp_path / "run-quantized-0.3" / "results.json").read_text())
+    memory = document["memory_bytes"]
+    assert memory["embeddings"] <= 0.3 * memory["full_fp32_embeddings"]
+    assert memory["dense"] == trained["memory_bytes"]["dense"]
+    assert {row["method"] for row in document["embedding"]["fields"]} == {"quantized"}
+    assert abs(document["metrics"]["test"]["auc"] - trained["metrics"]["test"]["auc"]) < 0.05
+    model, _ = load_ctr_artifact(tmp_path / "run-quantized-0.3")
+    assert model.embedding_bytes() == memory["embeddings"]

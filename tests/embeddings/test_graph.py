@@ -13,7 +13,7 @@ from slimrec.errors import BudgetError, ConfigError, DataError
 from slimrec.experiment import RunConfig, build_model
 from slimrec.testing import check_embedding_table
 
-METHODS = ["graph", "double_graph", "graph_residual"]
+METHODS = ["graph", "double_graph", "graph_residual", "graph_popularity"]
 DIM = 16
 
 
@@ -27,8 +27,10 @@ def count(data, role):
 
 def hand_bytes(method, num_embeddings, num_rows, rank=1, dim=DIM):
     width = 1 if num_rows <= 128 else 2 if num_rows <= 32768 else 4
+    levels = min(16, 2 ** (8 * width - 1) // num_rows, num_rows)
     extra = {"graph": 0, "double_graph": HASH_PARAM_BYTES,
-             "graph_residual": rank * (num_embeddings + dim) * 4}[method]
+             "graph_residual": rank * (num_embeddings + dim) * 4,
+             "graph_popularity": levels * dim * 4}[method]
     return num_rows * dim * 4 + num_embeddings * width + extra
 
 

@@ -33,11 +33,13 @@ so an interrupted sweep has whole budget columns rather than whole methods.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -115,6 +117,8 @@ class BenchConfig(FrozenConfig):
     reference_method: str = Field("full", description="marked as the reference in the plot")
     metric: str | None = Field(None, description="test metric of the report and plot; "
                                "default recall@20 (retrieval) or auc (ctr)")
+    lock: str | None = Field(None, description="file locked (flock) around each cell, to take "
+                             "turns with other heavy jobs on a shared machine")
     progress: bool = True
 
     def runs_path(self) -> Path:
@@ -237,6 +241,21 @@ def _by_data(grid: list[Cell], task: Task) -> Iterator[list[Cell]]:
         yield [cell for cell in grid if task.data_key(cell.config) == key]
 
 
+@contextmanager
+def held(lock: str | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` (created if missing) for the block;
+    nothing when ``lock`` is None."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_bench(bench: BenchConfig, command: str | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell, then return the documents of all cells (in grid order)."""
     command = command or " ".join(sys.argv)
@@ -250,7 +269,8 @@ def run_bench(bench: BenchConfig, command: str | None = None) -> list[dict[str, 
             data = task.prepare(group[0].config)
             for cell in group:
                 bar.set_postfix_str(cell.name)
-                document = run_cell(cell, bench, task, data, command)
+                with held(bench.lock):
+                    document = run_cell(cell, bench, task, data, command)
                 bar.update()
                 bar.write(describe(document, bench.report_metric()))
     return [load_cell(cell.result_path(bench)) for cell in grid]

@@ -11,6 +11,7 @@ from slimrec.embeddings import (
     frequency_hash,  # noqa: F401
     full,  # noqa: F401  (registers the method)
     graph,  # noqa: F401
+    graph_popularity,  # noqa: F401
     graph_residual,  # noqa: F401
     hash,  # noqa: F401
     lowrank,  # noqa: F401

@@ -29,7 +29,7 @@ class DoubleGraphTableConfig(GraphTableConfig):
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> DoubleGraphTable:
-        rows, num_rows = self.row_map(num_embeddings, stats)
+        rows, num_rows, _ = self.row_map(num_embeddings, stats)
         return DoubleGraphTable(num_embeddings, embedding_dim, self, rows, num_rows, seed)
 
 

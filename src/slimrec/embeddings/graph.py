@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import torch
@@ -47,6 +47,15 @@ from slimrec.errors import ConfigError, DataError
 from slimrec.graph import BipartiteGraph, Clustering, cached_clustering, search_resolution
 
 ROLES = ("user", "item")
+
+
+class RowMap(NamedTuple):
+    """``rows: LongTensor[n]`` (the row of each id), the row count, and each id's training
+    degree ``int64[n]``."""
+
+    rows: Tensor
+    num_rows: int
+    degree: np.ndarray
 
 
 def graph_of(stats: TableStats | None, num_embeddings: int,
@@ -145,19 +154,23 @@ class GraphTableConfig(TableConfig):
                                           self.cluster_seed, cache_dir=stats.cache_dir)
         return clustering
 
-    def row_map(self, num_embeddings: int, stats: TableStats | None) -> tuple[Tensor, int]:
-        """``(row of every id: LongTensor[num_embeddings], num_rows)`` from the training graph."""
+    def codes_per_row(self, num_rows: int) -> int:
+        """How many map values share one row (subclasses pack more than the row in a value)."""
+        return 1
+
+    def row_map(self, num_embeddings: int, stats: TableStats | None) -> RowMap:
+        """Every id's row, from the training graph."""
         graph, stats = graph_of(stats, num_embeddings, self.method)
         clustering = self.clustering(graph, stats)
         labels = clustering.side_labels(stats.role)
         num_rows = self.num_rows or max(1, int(labels.max()) + 1)
         degree = graph.user_degree if stats.role == "user" else graph.item_degree
         rows = assign_rows(labels, degree, num_rows, self.cluster_seed)
-        return torch.from_numpy(rows), num_rows
+        return RowMap(torch.from_numpy(rows), num_rows, degree)
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> GraphTable:
-        rows, num_rows = self.row_map(num_embeddings, stats)
+        rows, num_rows, _ = self.row_map(num_embeddings, stats)
         return GraphTable(num_embeddings, embedding_dim, self, rows, num_rows, seed)
 
     @classmethod
@@ -205,8 +218,9 @@ class GraphTable(EmbeddingTable):
     def __init__(self, num_embeddings: int, embedding_dim: int, config: GraphTableConfig,
                  rows: Tensor, num_rows: int, seed: int = 0) -> None:
         super().__init__(num_embeddings, embedding_dim, config)
-        if rows.shape != (num_embeddings,) or int(rows.min()) < 0 or int(rows.max()) >= num_rows:
-            raise DataError(f"{type(self).__name__} needs one row in [0, {num_rows}) per id for "
+        limit = num_rows * config.codes_per_row(num_rows)
+        if rows.shape != (num_embeddings,) or int(rows.min()) < 0 or int(rows.max()) >= limit:
+            raise DataError(f"{type(self).__name__} needs one value in [0, {limit}) per id for "
                             f"{num_embeddings} ids; got a map of shape {tuple(rows.shape)}.")
         generator = torch.Generator().manual_seed(seed)
         weight = torch.randn(num_rows, embedding_dim, generator=generator)

@@ -50,7 +50,7 @@ class GraphResidualTableConfig(GraphTableConfig):
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> GraphResidualTable:
-        rows, num_rows = self.row_map(num_embeddings, stats)
+        rows, num_rows, _ = self.row_map(num_embeddings, stats)
         return GraphResidualTable(num_embeddings, embedding_dim, self, rows, num_rows, seed)
 
 

@@ -15,8 +15,10 @@ interaction. Two objectives, each with a resolution ``γ`` (higher: more, smalle
 
 Algorithms run in igraph's C core: ``"leiden"`` is ``community_leiden`` (either objective: Barber
 through its directed node weights) and ``"louvain"`` is ``community_multilevel`` (undirected
-modularity only). Runs are deterministic under a seed: igraph draws from a private
-``random.Random(seed)`` for the duration of the call.
+modularity only). On Gowalla at resolution 200 (two Leiden passes each), igraph's Leiden took
+1.7 s and leidenalg's (``RBConfigurationVertexPartition``) 66 s, so leidenalg is not used;
+igraph's Louvain took 13-17 s. Runs are deterministic under a seed:
+igraph draws from a private ``random.Random(seed)`` for the duration of the call.
 """
 
 from __future__ import annotations

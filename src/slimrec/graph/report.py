@@ -55,6 +55,12 @@ def cluster_dataset(data: Interactions, out: Path, budget: str | None = None, di
         assert isinstance(config, GraphTableConfig)  # the spec names the graph method
         configs[role] = config
     user_config, item_config = configs["user"], configs["item"]
+    if user_config.resolution != item_config.resolution:
+        # An absolute budget gives the two tables different fractions, hence two searches.
+        raise ConfigError(
+            f"--budget {budget} gives the user and item tables different resolutions "
+            f"({user_config.resolution:.4g} and {item_config.resolution:.4g}); give the budget "
+            "as a fraction (e.g. 0.1) so that both tables share one clustering.")
     if budget is not None and user_config.num_rows and item_config.num_rows:
         # Answered from the cache the solver just filled: the search's own record.
         search = search_resolution(graph, user_config.num_rows, item_config.num_rows,
@@ -66,7 +72,7 @@ def cluster_dataset(data: Interactions, out: Path, budget: str | None = None, di
     maps = {}
     for role, count in (("user", data.num_users), ("item", data.num_items)):
         stats = TableStats(role=role, interactions=data.train, cache_dir=cache_dir)
-        rows, num_rows = configs[role].row_map(count, stats)
+        rows, num_rows, _ = configs[role].row_map(count, stats)
         maps[f"{role}_row"] = rows.numpy().astype(np.int32)
         maps[f"{role}_cluster"] = clustering.side(role)
         document[f"{role}_rows"] = num_rows

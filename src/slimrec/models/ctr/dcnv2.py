@@ -15,7 +15,7 @@ from slimrec.models.ctr.base import MLP, CTRModel, FieldEmbeddings
 
 class DCNv2Config(FrozenConfig):
     num_cross_layers: int = Field(3, ge=1)
-    hidden: list[int] = Field(default_factory=lambda: [400, 400, 400])
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
     dropout: float = Field(0.1, ge=0, lt=1)
     structure: Literal["parallel", "stacked"] = "parallel"
 

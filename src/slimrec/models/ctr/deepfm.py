@@ -10,7 +10,7 @@ from slimrec.models.ctr.base import MLP, CTRModel, FieldEmbeddings
 
 
 class DeepFMConfig(FrozenConfig):
-    hidden: list[int] = Field(default_factory=lambda: [400, 400, 400])
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
     dropout: float = Field(0.1, ge=0, lt=1)
 
 

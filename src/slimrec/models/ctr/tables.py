@@ -115,7 +115,7 @@ def build_field_embeddings(data: FieldData, spec: EmbeddingSpec, embedding_dim: 
             [data.frequencies(f.name) for f in fields]))
         table = build_embedding(spec, int(offsets[-1]), embedding_dim, stats, seed)
         slots = [FieldSlot(f.name, f.num_embeddings, f.multi_hot, SHARED_TABLE, int(offset))
-                 for f, offset in zip(fields, offsets[:-1], strict=False)]
+                 for f, offset in zip(fields, offsets[:-1], strict=True)]
         return FieldEmbeddings(slots, {SHARED_TABLE: table})
 
     seeds = {f.name: seed + index for index, f in enumerate(fields)}
