@@ -14,8 +14,8 @@ from slimrec.experiment import RunConfig, prepare_data, run_retrieval
 from slimrec.io import atomic_write_text
 
 # The methods the demo compares, in display order, when they are registered.
-DEMO_METHODS = ("hash", "double_frequency", "qr", "lowrank", "tt", "mixed_dim", "pruned",
-                "quantized", "graph", "double_graph")
+DEMO_METHODS = ("hash", "double_frequency", "qr", "lowrank", "tt", "pruned", "quantized",
+                "graph")
 DEMO_BUDGET = "0.1"
 
 
