@@ -29,7 +29,7 @@ GOWALLA_MF_REFERENCE: dict[str, Any] = {
 
 ML100K_MF_REFERENCE: dict[str, Any] = {
     "dataset": "ml-100k", "data_dir": SHARED_DATA, "model": "mf", "dim": 64,
-    "lr": 2e-3, "batch_size": 1024, "l2": 0.0, "epochs": 200, "eval_every": 5, "patience": 3,
+    "lr": 1e-3, "batch_size": 1024, "l2": 0.0, "epochs": 200, "eval_every": 5, "patience": 3,
     "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0, "threads": 2, "ks": [10, 20, 50],
     "embedding_params": {"init_std": 0.01, "sparse_grad": True}, "progress": False,
 }
