@@ -4,8 +4,9 @@
 
 Every method trains from scratch under the shared protocol (``protocol.GOWALLA_MF``) with the
 budget applied to each table (users and items), except ``svd``, which is post-training: it
-compresses this sweep's full-table run (``gowalla_mf_full_sweep``, trained here first if its
-artifact is missing) by truncated SVD, once as is and once fine-tuned with the protocol's settings
+compresses this sweep's full-table run (``gowalla_mf_full_full``, the cell every Gowalla sweep
+shares; trained here first if its artifact is missing) by truncated SVD, once as is and once
+fine-tuned with the protocol's settings
 (``svd-finetune``). Each cell writes ``benchmarks/results/gowalla_mf_<method>_<budget>.json``
 as soon as it finishes; a cell whose file exists is skipped, so an interrupted sweep resumes.
 Ends with a markdown table of every cell against the full table.
@@ -17,16 +18,13 @@ import argparse
 import json
 import sys
 
-from common import RESULTS, RUNS, run_cell
+from common import RESULTS, RUNS, cell_name, run_cell
 from protocol import GOWALLA_MF
 from slimrec.budget import format_bytes
 from slimrec.compress import compress_run
 from slimrec.experiment import RunConfig, peak_rss_bytes
 from slimrec.io import atomic_write_json
 
-# The full table under the sweep protocol, the reference of every cell here. It is named apart
-# from benchmarks/mf_full.py's cell (gowalla_mf_full_full), which uses the longer tuned protocol.
-FULL_CELL = "gowalla_mf_full_sweep"
 TRAINED = ("hash", "double_hash", "frequency_hash", "double_frequency", "qr", "lowrank", "tt")
 BUDGETS = ("0.25", "0.1", "0.05")
 FINETUNED = "svd-finetune"
@@ -40,9 +38,9 @@ def svd_cell(full: RunConfig, budget: str, finetune_epochs: int, force: bool) ->
     if path.is_file() and not force:
         print(f"[skip] {name}: {path} exists")
         return json.loads(path.read_text())
-    full_dir = RUNS / FULL_CELL
+    full_dir = RUNS / cell_name(full)
     if not (full_dir / "model.safetensors").is_file():
-        run_cell(full, FULL_CELL, force=True)  # a committed result may exist without its artifact
+        run_cell(full, force=True)  # a committed result may exist without its artifact
     document = compress_run(full_dir, "svd", budget, out=RUNS / name,
                             finetune_epochs=finetune_epochs,
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
@@ -84,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     full = RunConfig(**{**GOWALLA_MF, "data_dir": args.data_dir})
-    full_document = run_cell(full, FULL_CELL)
+    full_document = run_cell(full)
     documents = []
     for budget in args.budgets:
         for method in args.methods:

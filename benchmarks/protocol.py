@@ -9,15 +9,19 @@ dozens of cells fits on a CPU; its full-table figure is therefore below the tune
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+# Torch threads per benchmark process: 2 uses both cores of the reference machine; two sweeps
+# side by side each run with SLIMREC_BENCH_THREADS=1 (recorded in every result's environment).
+THREADS = int(os.environ.get("SLIMREC_BENCH_THREADS", "2"))
 SHARED_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data")
 
 GOWALLA_MF: dict[str, Any] = {
     "dataset": "gowalla", "data_dir": SHARED_DATA, "model": "mf", "dim": 64,
     "lr": 2e-3, "batch_size": 4096, "l2": 0.0, "epochs": 20, "eval_every": 5, "patience": 2,
-    "val_fraction": 0.1, "seed": 0, "threads": 2, "ks": [20], "progress": False,
+    "val_fraction": 0.1, "seed": 0, "threads": THREADS, "ks": [20], "progress": False,
 }
 
 # The tuned full-table reference (issue 2): small init (std 0.01), lazy Adam on row-sparse
@@ -30,7 +34,7 @@ GOWALLA_MF_REFERENCE: dict[str, Any] = {
 ML100K_MF_REFERENCE: dict[str, Any] = {
     "dataset": "ml-100k", "data_dir": SHARED_DATA, "model": "mf", "dim": 64,
     "lr": 1e-3, "batch_size": 1024, "l2": 0.0, "epochs": 200, "eval_every": 5, "patience": 3,
-    "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0, "threads": 2, "ks": [10, 20, 50],
+    "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0, "threads": THREADS, "ks": [10, 20, 50],
     "embedding_params": {"init_std": 0.01, "sparse_grad": True}, "progress": False,
 }
 

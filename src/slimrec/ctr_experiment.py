@@ -62,9 +62,9 @@ class CTRRunConfig(FrozenConfig):
     embedding_params: dict[str, Any] = Field(default_factory=dict)
     budget: str | None = None
     epochs: int = Field(30, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(4096, ge=1)
-    l2: float = Field(0.0, ge=0)
+    l2: float = Field(0.01, ge=0)
     patience: int = Field(2, ge=1)
     lr_decay: float = Field(0.1, gt=0, le=1)
     seed: int = 0
