@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from common import RESULTS, RUNS, cell_name
+from protocol import THREADS
 from slimrec.budget import format_bytes
 from slimrec.ctr_experiment import CTRRunConfig, prepare_field_data, run_ctr
 from slimrec.embeddings import METHODS
@@ -40,7 +41,7 @@ BUDGETS = ("0.25", "0.1")
 # batch embeddings, at most 30 epochs, stop after 2 epochs without a better val AUC, fields of
 # at most 16 ids kept full, 7:2:1 seeded split. Tuned on Frappe's validation split only.
 PROTOCOL = {"dim": 16, "lr": 3e-3, "lr_decay": 0.1, "batch_size": 4096, "l2": 0.01,
-            "epochs": 30, "patience": 2, "keep_full_rows": 16, "threads": 2, "progress": False}
+            "epochs": 30, "patience": 2, "keep_full_rows": 16, "threads": THREADS, "progress": False}
 
 
 @contextmanager
