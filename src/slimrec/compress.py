@@ -80,7 +80,9 @@ def compress_run(run_dir: str | Path, method: str, budget: str | None = None,
         if not any(p.requires_grad for p in compressed_model.parameters()):
             raise ConfigError(f"method {method!r} gives tables with nothing to train; drop "
                               "--finetune-epochs.")
-        result = train_bpr(compressed_model, data, config.train_config())
+        # Epoch 0 (the compressed model as given) competes: fine-tuning may only help.
+        result = train_bpr(compressed_model, data,
+                           config.train_config().model_copy(update={"eval_before": True}))
     compressed_model.eval()
     extra = {"compression": {"source_run": str(run_dir), "method": method, "budget": budget,
                              "finetune_epochs": finetune_epochs,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from slimrec.data.splits import carve_validation
 from slimrec.embeddings import build_embedding
@@ -49,6 +50,32 @@ def test_best_checkpoint_is_restored(data):
     assert result.best_score == best
     restored = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
     assert restored["recall@20"] == pytest.approx(best)
+
+
+def test_eval_before_lets_the_starting_model_win(data):
+    model = make_model(data)
+    train_bpr(model, data, CONFIG)
+    start = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
+    config = CONFIG.model_copy(update={"epochs": 3, "eval_every": 1, "patience": 3,
+                                       "eval_before": True})
+    result = train_bpr(model, data, config)
+    assert result.history[0] == {"epoch": 0, "val_recall@20": start["recall@20"]}
+    scores = [r["val_recall@20"] for r in result.history if "val_recall@20" in r]
+    assert result.best_score == max(scores) >= start["recall@20"]
+    restored = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
+    assert restored["recall@20"] == pytest.approx(result.best_score)
+
+
+def test_eval_before_restores_the_start_when_no_epoch_beats_it(data):
+    model = make_model(data)
+    train_bpr(model, data, CONFIG)
+    trained = {key: value.clone() for key, value in model.state_dict().items()}
+    # A vanishing lr cannot beat the start (ties keep the earlier model): epoch 0 is restored.
+    config = CONFIG.model_copy(update={"lr": 1e-30, "epochs": 2, "eval_every": 1,
+                                       "eval_before": True})
+    assert train_bpr(model, data, config).best_epoch == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
 
 
 def test_resume_reproduces_uninterrupted_run(data, tmp_path):

@@ -37,6 +37,9 @@ class TrainConfig(FrozenConfig):
     patience: int = Field(5, ge=1, description="evaluations without improvement before stopping")
     eval_every: int = Field(1, ge=1)
     val_metric: str = "recall@20"
+    eval_before: bool = Field(False, description="also score the starting model on validation "
+                              "(epoch 0), so fine-tuning never returns a worse model than it "
+                              "was given")
     seed: int = 0
     progress: bool = True
 
@@ -106,6 +109,16 @@ def _checkpoint(path: Path, model: RetrievalModel, optimizer: Optimizers,
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def _validate(model: RetrievalModel, data: Interactions, config: TrainConfig,
+              result: TrainResult) -> float:
+    """The validation metric of the model as it stands (its seconds go to ``result``)."""
+    metric, k = _parse_metric(config.val_metric)
+    model.eval()
+    evaluation = evaluate_ranking(model.scorer(), data, "val", ks=(k,), metrics=(metric,))
+    result.eval_seconds += evaluation.seconds
+    return evaluation.metrics[config.val_metric]
+
+
 def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
               checkpoint: str | Path | None = None) -> TrainResult:
     """Train with BPR and uniform negatives; early-stop on the validation metric if any.
@@ -114,7 +127,7 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
     checkpoint is resumed from (same seed and data give the same result as an uninterrupted run).
     The best model (by validation metric) is restored at the end.
     """
-    metric, k = _parse_metric(config.val_metric)
+    _parse_metric(config.val_metric)  # a malformed metric fails before any training
     rng = seed_everything(config.seed)
     train = data.train.tocoo()
     users_all, items_all = train.row.astype(np.int64), train.col.astype(np.int64)
@@ -132,6 +145,9 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
         torch.set_rng_state(saved["torch_rng"])
         result, best_state = TrainResult(**saved["result"]), saved["best_state"]
 
+    if config.eval_before and data.val.nnz and result.epochs_run == 0:
+        result.best_score, result.best_epoch = _validate(model, data, config, result), 0
+        result.history.append({"epoch": 0, f"val_{config.val_metric}": result.best_score})
     bytes_text = format_bytes(model.embedding_bytes())
     ratio = model.full_embedding_bytes() / max(1, model.embedding_bytes())
     stale_evals, step = 0, result.epochs_run * math.ceil(users_all.size / config.batch_size)
@@ -172,10 +188,7 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
                   "seconds": result.epoch_seconds[-1]}
         stop = False
         if data.val.nnz and (epoch % config.eval_every == 0 or epoch == config.epochs):
-            model.eval()
-            evaluation = evaluate_ranking(model.scorer(), data, "val", ks=(k,), metrics=(metric,))
-            result.eval_seconds += evaluation.seconds
-            score = evaluation.metrics[config.val_metric]
+            score = _validate(model, data, config, result)
             record[f"val_{config.val_metric}"] = score
             if score > result.best_score:
                 result.best_score, result.best_epoch = score, epoch
