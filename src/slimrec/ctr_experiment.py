@@ -239,7 +239,9 @@ def compress_ctr_run(run_dir: str | Path, dense_rank: str | None = None,
 
     result = TrainResult()
     if finetune_epochs:
-        result = train_ctr(model, data, config.train_config())
+        # Epoch 0 (the compressed model as given) competes: fine-tuning may only help.
+        result = train_ctr(model, data,
+                           config.train_config().model_copy(update={"eval_before": True}))
     extra = {"compression": {
         "source_run": str(run_dir), "source_metrics": manifest.get("metrics", {}),
         "dense_rank": dense_rank, "dense_method": dense_method if dense_rank else None,

@@ -80,3 +80,19 @@ def test_resuming_reproduces_the_uninterrupted_run(tiny_fields: FieldData,
     assert [r["loss"] for r in result.history] == [r["loss"] for r in expected.history]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_eval_before_restores_the_start_when_no_epoch_beats_it(tiny_fields: FieldData) -> None:
+    model = make_model(tiny_fields, "deepfm")
+    train_ctr(model, tiny_fields, CTRTrainConfig(epochs=3, batch_size=128, lr=1e-2,
+                                                 progress=False))
+    start, _ = evaluate_ctr(model, tiny_fields, "val")
+    trained = {key: value.clone() for key, value in model.state_dict().items()}
+    # A vanishing lr cannot beat the start by min_delta: epoch 0 is kept and restored.
+    config = CTRTrainConfig(epochs=2, batch_size=128, lr=1e-30, eval_before=True,
+                            progress=False)
+    result = train_ctr(model, tiny_fields, config)
+    assert result.best_epoch == 0 and result.best_score == start["auc"]
+    assert result.history[0]["epoch"] == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key

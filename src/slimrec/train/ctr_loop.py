@@ -39,6 +39,9 @@ class CTRTrainConfig(FrozenConfig):
     lr_decay: float = Field(0.1, gt=0, le=1, description="lr factor after an epoch without a "
                             "better val AUC (reduce on plateau; 1 keeps lr fixed)")
     min_delta: float = Field(1e-4, ge=0, description="val AUC gain that counts as better")
+    eval_before: bool = Field(False, description="also score the starting model on validation "
+                              "(epoch 0), so fine-tuning never returns a worse model than it "
+                              "was given")
     eval_batch_size: int = Field(65536, ge=1)
     seed: int = 0
     progress: bool = True
@@ -97,6 +100,12 @@ def train_ctr(model: CTRModel, data: FieldData, config: CTRTrainConfig,
         torch.set_rng_state(saved["torch_rng"])
         result, best_state = TrainResult(**saved["result"]), saved["best_state"]
 
+    if config.eval_before and val_rows.size and result.epochs_run == 0:
+        metrics, seconds = evaluate_ctr(model, data, "val", tensors, config.eval_batch_size)
+        result.eval_seconds += seconds
+        result.best_score, result.best_epoch = metrics["auc"], 0
+        result.history.append({"epoch": 0, **{f"val_{key}": value
+                                              for key, value in metrics.items()}})
     embedding_bytes = model.embedding_bytes()
     ratio = model.embeddings.full_fp32_bytes() / max(1, embedding_bytes)
     # Validation runs every epoch, so the epochs since the best one are the stale evaluations.
