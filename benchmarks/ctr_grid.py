@@ -41,7 +41,8 @@ BUDGETS = ("0.25", "0.1")
 # batch embeddings, at most 30 epochs, stop after 2 epochs without a better val AUC, fields of
 # at most 16 ids kept full, 7:2:1 seeded split. Tuned on Frappe's validation split only.
 PROTOCOL = {"dim": 16, "lr": 3e-3, "lr_decay": 0.1, "batch_size": 4096, "l2": 0.01,
-            "epochs": 30, "patience": 2, "keep_full_rows": 16, "threads": THREADS, "progress": False}
+            "epochs": 30, "patience": 2, "keep_full_rows": 16, "threads": THREADS,
+            "progress": False}
 
 
 @contextmanager

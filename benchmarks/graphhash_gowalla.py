@@ -3,8 +3,9 @@
     flock /tmp/slimrec-bench.lock python benchmarks/graphhash_gowalla.py --data-dir ../shared/data
     python benchmarks/graphhash_gowalla.py --report-only      # table + plot from what exists
 
-Methods: ``graph`` and ``double_graph`` (GraphHash / DoubleGraphHash), ``graph_residual``
-(SlimRec's cluster row + per-id low-rank residual), the hashing baselines ``hash`` and
+Methods: ``graph`` and ``double_graph`` (GraphHash / DoubleGraphHash), SlimRec's variants
+``graph_popularity`` (cluster row + popularity-level row, no extra map bytes) and
+``graph_residual`` (cluster row + per-id low-rank residual), the hashing baselines ``hash`` and
 ``double_frequency``, and the full table; budgets 16%, 10% and 5% of each table's fp32 bytes.
 Every cell uses the shared protocol (``protocol.GOWALLA_MF``: same epochs, batch, L2, early
 stopping) and the same learning-rate grid (``LR_FACTORS`` times the protocol's lr); the lr of a
@@ -25,7 +26,8 @@ from protocol import GOWALLA_MF
 from slimrec.experiment import RunConfig
 from slimrec.io import atomic_write_json
 
-METHODS = ("graph", "double_graph", "graph_residual", "hash", "double_frequency")
+METHODS = ("graph", "graph_popularity", "graph_residual", "double_graph", "hash",
+           "double_frequency")
 BASELINES = ("hash", "double_frequency")
 BUDGETS = ("0.16", "0.1", "0.05")
 # The lr grid, as multiples of the protocol's lr; the same for every method.
@@ -33,18 +35,34 @@ LR_FACTORS = (1.0, 2.5)
 METRICS = ("recall@20", "ndcg@20")
 
 
-def tuned(base: RunConfig, method: str, budget: str | None, run: bool) -> dict | None:
+def grid_cell(base: RunConfig, method: str, budget: str | None,
+              factor: float) -> tuple[str, RunConfig]:
+    """Name and config of one (method, budget, lr) cell: no suffix at the protocol's own lr,
+    so cells shared with the other Gowalla sweeps are trained once."""
+    lr = base.lr * factor
+    config = base.model_copy(update={"embedding": method, "budget": budget, "lr": lr})
+    return (cell_name(config) if factor == 1.0 else f"{cell_name(config)}_lr{lr:g}"), config
+
+
+def run_grid(base: RunConfig, methods: list[str], budgets: list[str],
+             factors: tuple[float, ...] = LR_FACTORS) -> None:
+    """Train every missing cell, lr factor by lr factor: an interrupted sweep then holds the
+    whole method x budget grid at the protocol's lr before any second lr."""
+    for factor in factors:
+        for budget in [None, *budgets]:
+            for method in ["full"] if budget is None else methods:
+                name, config = grid_cell(base, method, budget, factor)
+                run_cell(config, name=name)
+
+
+def tuned(base: RunConfig, method: str, budget: str | None) -> dict | None:
     """The grid cell with the best validation Recall@20 (None when no cell exists yet)."""
     grid = {}
     for factor in LR_FACTORS:
-        lr = base.lr * factor
-        config = base.model_copy(update={"embedding": method, "budget": budget, "lr": lr})
-        name = cell_name(config) if factor == 1.0 else f"{cell_name(config)}_lr{lr:g}"
+        name, config = grid_cell(base, method, budget, factor)
         path = RESULTS / f"{name}.json"
-        if run:
-            grid[lr] = run_cell(config, name=name)
-        elif path.is_file():
-            grid[lr] = json.loads(path.read_text())
+        if path.is_file():
+            grid[config.lr] = json.loads(path.read_text())
     if not grid:
         return None
     lr = max(grid, key=lambda key: grid[key]["metrics"]["val"]["recall@20"])
@@ -117,14 +135,18 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS))
+    parser.add_argument("--lr-factors", nargs="+", type=float, default=list(LR_FACTORS),
+                        help="train only these factors of the grid now (the report always "
+                             "chooses among every factor of LR_FACTORS that has run)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; summarise and plot the cells that exist")
     args = parser.parse_args()
     base = RunConfig(**{**GOWALLA_MF, "data_dir": args.data_dir})
-    run = not args.report_only
-    full = tuned(base, "full", None, run)
+    if not args.report_only:
+        run_grid(base, args.methods, args.budgets, tuple(args.lr_factors))
+    full = tuned(base, "full", None)
     cells = [entry for budget in args.budgets for method in args.methods
-             if (entry := tuned(base, method, budget, run)) is not None]
+             if (entry := tuned(base, method, budget)) is not None]
     report(full, cells)
 
 
