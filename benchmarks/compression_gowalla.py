@@ -46,6 +46,7 @@ def svd_cell(full: RunConfig, budget: str, finetune_epochs: int, force: bool) ->
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
                             command=" ".join(["python", *sys.argv]))
     document["peak_rss_bytes"] = peak_rss_bytes()
+    document["bench"] = {"method": method, "budget": budget}  # the report's label
     atomic_write_json(path, document)
     print(f"[done] {name}: recall@20={document['metrics']['test']['recall@20']:.4f}")
     return document

@@ -52,6 +52,7 @@ def ptq_cell(full: RunConfig, budget: str, force: bool) -> dict:
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
                             command=" ".join(["python", *sys.argv]))
     document["peak_rss_bytes"] = peak_rss_bytes()
+    document["bench"] = {"method": POST_TRAINING, "budget": budget}  # the report's label
     atomic_write_json(path, document)
     print(f"[done] {name}: recall@20={document['metrics']['test']['recall@20']:.4f}")
     return document

@@ -86,6 +86,10 @@ def test_pareto_front_and_seed_means():
     assert summary.value == pytest.approx(0.2) and summary.seeds == 2 and not infeasible
     with pytest.raises(ConfigError, match="metric 'auc' is not in the results"):
         summarize(documents, "auc")
+    # A post-training variant labelled in "bench" is its own point, not a repeat of the method.
+    variant = {**documents[0], "bench": {"method": "hash-finetune", "budget": "0.1"}}
+    points, _ = summarize([*documents, variant], "recall@20")
+    assert [p.method for p in points] == ["hash", "hash-finetune"]
 
 
 def test_absolute_budget_is_a_total_over_both_tables():

@@ -60,9 +60,11 @@ def summarize(documents: Sequence[dict[str, Any]],
         if document.get("status") == "infeasible":
             infeasible.append(document)
             continue
-        budget = document.get("bench", {}).get("budget", document["embedding"]["budget"])
+        bench = document.get("bench", {})
+        budget = bench.get("budget", document["embedding"]["budget"])
         budget = "none" if budget is None else budget_label(budget)
-        key = (document["model"], document["embedding"]["method"], budget)
+        # A post-training variant (e.g. "svd-finetune") is labelled apart from its method.
+        key = (document["model"], bench.get("method", document["embedding"]["method"]), budget)
         if (*key, document.get("seed")) in seen:
             continue
         seen.add((*key, document.get("seed")))
