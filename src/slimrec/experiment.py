@@ -45,6 +45,10 @@ class RunConfig(FrozenConfig):
     budget: str | None = None
     epochs: int = Field(50, ge=1)
     lr: float = Field(1e-3, gt=0)
+    lr_milestones: list[int] = Field(default_factory=list,
+                                     description="epochs after which lr is multiplied by "
+                                                 "lr_gamma")
+    lr_gamma: float = Field(0.1, gt=0, le=1)
     batch_size: int = Field(4096, ge=1)
     l2: float = Field(1e-4, ge=0)
     patience: int = Field(3, ge=1)
@@ -58,8 +62,9 @@ class RunConfig(FrozenConfig):
     progress: bool = True
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, l2=self.l2,
-                           patience=self.patience, eval_every=self.eval_every,
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           lr_milestones=tuple(self.lr_milestones), lr_gamma=self.lr_gamma,
+                           l2=self.l2, patience=self.patience, eval_every=self.eval_every,
                            val_metric="recall@20", seed=self.seed, progress=self.progress)
 
     def embedding_spec(self) -> EmbeddingSpec:

@@ -88,3 +88,14 @@ def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     train_bpr(resumed, data, CONFIG, checkpoint=checkpoint)
     for key, value in uninterrupted.state_dict().items():
         assert np.allclose(value.numpy(), resumed.state_dict()[key].numpy()), key
+
+
+def test_step_decay_after_a_milestone(data):
+    one_epoch, decayed = make_model(data), make_model(data)
+    base = CONFIG.model_copy(update={"eval_every": 10})
+    train_bpr(one_epoch, data, base.model_copy(update={"epochs": 1}))
+    # After epoch 1 the lr drops to ~0: the second epoch leaves the weights where they were.
+    train_bpr(decayed, data, base.model_copy(update={"epochs": 2, "lr_milestones": (1,),
+                                                      "lr_gamma": 1e-30}))
+    for key, value in decayed.state_dict().items():
+        assert torch.allclose(value, one_epoch.state_dict()[key], atol=1e-20), key

@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ class TrainConfig(FrozenConfig):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(4096, ge=1)
     lr: float = Field(1e-3, gt=0)
+    lr_milestones: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (), description="epochs after which lr is multiplied by lr_gamma (step decay)")
+    lr_gamma: float = Field(0.1, gt=0, le=1)
     l2: float = Field(1e-4, ge=0, description="weight of the L2 penalty on batch embeddings")
     patience: int = Field(5, ge=1, description="evaluations without improvement before stopping")
     eval_every: int = Field(1, ge=1)
@@ -70,6 +74,11 @@ class Optimizers:
             self.optimizers.append(torch.optim.Adam(dense, lr=lr))
         if sparse:
             self.optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+
+    def set_lr(self, lr: float) -> None:
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     def zero_grad(self) -> None:
         for optimizer in self.optimizers:
@@ -153,6 +162,9 @@ def train_bpr(model: RetrievalModel, data: Interactions, config: TrainConfig,
     stale_evals, step = 0, result.epochs_run * math.ceil(users_all.size / config.batch_size)
     for epoch in range(result.epochs_run + 1, config.epochs + 1):
         model.train()
+        # A pure function of the epoch, so a resumed run follows the same schedule.
+        optimizer.set_lr(config.lr * config.lr_gamma ** sum(m < epoch
+                                                            for m in config.lr_milestones))
         start = time.perf_counter()
         order = rng.permutation(users_all.size)
         negatives_all = sampler.sample(users_all[order], rng)
