@@ -20,7 +20,6 @@ import sys
 
 from common import RESULTS, RUNS, cell_name, run_cell
 from protocol import GOWALLA_MF
-from slimrec.budget import format_bytes
 from slimrec.compress import compress_run
 from slimrec.experiment import RunConfig, peak_rss_bytes
 from slimrec.io import atomic_write_json
@@ -55,18 +54,20 @@ def svd_cell(full: RunConfig, budget: str, finetune_epochs: int, force: bool) ->
 def summary(documents: list[dict], full: dict) -> str:
     """Markdown table: accuracy, exact bytes and timings of each cell against the full table."""
     full_recall = full["metrics"]["test"]["recall@20"]
-    rows = ["| method | budget | embedding bytes | recall@20 | ndcg@20 | % of full recall@20 "
-            "| median epoch s | eval s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| method | budget | embedding bytes (of full) | recall@20 | ndcg@20 "
+            "| % of full recall@20 | epochs (best) | median epoch s | test eval s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for document in [full, *documents]:
-        test, timing = document["metrics"]["test"], document["timing"]
-        tuned = document.get("compression", {}).get("finetune_epochs")
-        label = document["embedding"]["method"] + (f" + {tuned} fine-tune epochs" if tuned else "")
+        test, timing, memory = (document["metrics"]["test"], document["timing"],
+                                document["memory_bytes"])
+        label = document.get("bench", {}).get("method", document["embedding"]["method"])
+        share = memory["embeddings"] / memory["full_fp32_embeddings"]
         rows.append(
             f"| {label} | {document['embedding']['budget'] or '-'} "
-            f"| {document['memory_bytes']['embeddings']:,} "
-            f"({format_bytes(document['memory_bytes']['embeddings'])}) "
+            f"| {memory['embeddings']:,} ({share:.1%}) "
             f"| {test['recall@20']:.4f} | {test['ndcg@20']:.4f} "
-            f"| {100 * test['recall@20'] / full_recall:.1f}% "
+            f"| {100 * test['recall@20'] / full_recall:.0f}% "
+            f"| {timing['epochs']} ({timing['best_epoch']}) "
             f"| {timing['epoch_seconds_median']:.2f} | {timing['eval_seconds']:.2f} |")
     return "\n".join(rows)
 
