@@ -13,7 +13,7 @@ from slimrec.errors import BudgetError, ConfigError, DataError
 from slimrec.experiment import RunConfig, build_model
 from slimrec.testing import check_embedding_table
 
-METHODS = ["graph", "double_graph", "graph_residual", "graph_popularity"]
+METHODS = ["graph", "double_graph", "graph_popularity"]
 DIM = 16
 
 
@@ -25,11 +25,10 @@ def count(data, role):
     return data.num_users if role == "user" else data.num_items
 
 
-def hand_bytes(method, num_embeddings, num_rows, rank=1, dim=DIM):
+def hand_bytes(method, num_embeddings, num_rows, dim=DIM):
     width = 1 if num_rows <= 128 else 2 if num_rows <= 32768 else 4
     levels = min(16, 2 ** (8 * width - 1) // num_rows, num_rows)
     extra = {"graph": 0, "double_graph": HASH_PARAM_BYTES,
-             "graph_residual": rank * (num_embeddings + dim) * 4,
              "graph_popularity": levels * dim * 4}[method]
     return num_rows * dim * 4 + num_embeddings * width + extra
 
@@ -50,15 +49,13 @@ def test_memory_bytes_is_the_hand_formula(tiny_data, tmp_path, method, num_rows)
                             300, DIM, stats)
     assert table.num_rows == num_rows
     assert table.row_of.dtype == index_dtype(num_rows - 1)
-    assert table.memory_bytes() == hand_bytes(method, 300, num_rows, rank=1)
+    assert table.memory_bytes() == hand_bytes(method, 300, num_rows)
     assert table.memory_bytes() == table.config.table_bytes(300, DIM)
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("budget", [0.5, 0.16, 0.1, 0.05, 0.03])
 def test_budget_is_met_and_shared_by_both_sides(tiny_data, tmp_path, method, budget):
-    if method == "graph_residual" and budget < 0.1:
-        pytest.skip("a rank-1 residual alone takes 4 of the 64 bytes per id of a dim-16 row")
     tables = {role: build_embedding(EmbeddingSpec(method, budget=budget),
                                     count(tiny_data, role), DIM,
                                     stats_for(tiny_data, role, tmp_path))
@@ -67,8 +64,7 @@ def test_budget_is_met_and_shared_by_both_sides(tiny_data, tmp_path, method, bud
         allowed = int(budget * count(tiny_data, role) * DIM * 4)
         assert table.memory_bytes() <= allowed
         # One more row would not fit: the solver leaves less than a row unused.
-        rank = getattr(table.config, "rank", 1)
-        assert hand_bytes(method, count(tiny_data, role), table.num_rows + 1, rank) > allowed
+        assert hand_bytes(method, count(tiny_data, role), table.num_rows + 1) > allowed
     # Both sides use one clustering (one search, the second answered from the cache).
     assert tables["user"].config.resolution == tables["item"].config.resolution
     assert len(list(tmp_path.glob("search-*.json"))) == 1
