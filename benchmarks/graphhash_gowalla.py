@@ -5,7 +5,8 @@
 
 Methods: ``graph`` and ``double_graph`` (GraphHash / DoubleGraphHash), SlimRec's
 ``graph_popularity`` (cluster row + popularity-level row, no extra map bytes), the hashing
-baselines ``hash`` and ``double_frequency``, and the full table; budgets 16%, 10% and 5% of each table's fp32 bytes.
+baselines ``hash`` and ``double_frequency``, and the full table; budgets 16%, 10% and 5% of
+each table's fp32 bytes.
 Every cell uses the shared protocol (``protocol.GOWALLA_MF``: same epochs, batch, L2, early
 stopping) and the same learning-rate grid (``LR_FACTORS`` times the protocol's lr); the lr of a
 (method, budget) is chosen on validation Recall@20 and its test metrics are reported. Cells
