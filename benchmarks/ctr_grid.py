@@ -97,6 +97,8 @@ def report() -> None:
         for model in models:
             rows = []
             for config in grid(dataset, ""):
+                if config.model != model:
+                    continue
                 path = RESULTS / f"{cell_name(config)}.json"
                 label = f"{config.embedding} @ {config.budget or 'full'}"
                 if not path.is_file():
