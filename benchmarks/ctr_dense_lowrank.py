@@ -19,7 +19,8 @@ import json
 import sys
 
 from common import RESULTS, RUNS, cell_name
-from ctr_grid import PROTOCOL, bench_lock
+from ctr_grid import LOCK, PROTOCOL
+from slimrec.bench.sweep import held
 from slimrec.budget import format_bytes
 from slimrec.ctr_experiment import CTRRunConfig, compress_ctr_run, run_ctr
 from slimrec.io import atomic_write_json
@@ -35,7 +36,7 @@ def source_run(data_dir: str) -> str:
     name = cell_name(config)
     folder = RUNS / name
     if not (folder / "manifest.json").is_file():
-        with bench_lock():
+        with held(LOCK):
             document = run_ctr(config.model_copy(update={"out": str(folder)}),
                                command=" ".join(["python", *sys.argv]))
         atomic_write_json(RESULTS / f"{name}.json", document)
@@ -91,7 +92,7 @@ def main() -> None:
                 if path.is_file() and not args.force:
                     print(f"[skip] {name}: {path} exists")
                     continue
-                with bench_lock():
+                with held(LOCK):
                     document = compress_ctr_run(
                         run, dense_rank=ratio, dense_method=method, finetune_epochs=epochs,
                         out=RUNS / name, overrides={"data_dir": args.data_dir},

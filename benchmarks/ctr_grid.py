@@ -17,14 +17,12 @@ itself in ``flock``, which would hold the lock it waits for.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from common import RESULTS, RUNS, cell_name
 from protocol import THREADS
+from slimrec.bench.sweep import held
 from slimrec.budget import format_bytes
 from slimrec.ctr_experiment import CTRRunConfig, prepare_field_data, run_ctr
 from slimrec.embeddings import METHODS
@@ -43,17 +41,6 @@ BUDGETS = ("0.25", "0.1")
 PROTOCOL = {"dim": 16, "lr": 3e-3, "lr_decay": 0.1, "batch_size": 4096, "l2": 0.01,
             "epochs": 30, "patience": 2, "keep_full_rows": 16, "threads": THREADS,
             "progress": False}
-
-
-@contextmanager
-def bench_lock() -> Iterator[None]:
-    """The shared benchmark lock (the one ``flock /tmp/slimrec-bench.lock`` takes)."""
-    with open(LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def grid(dataset: str, data_dir: str) -> list[CTRRunConfig]:
@@ -78,7 +65,7 @@ def run_grid(dataset: str, data_dir: str, force: bool) -> None:
             print(f"[skip] {name}: {path} exists")
             continue
         config = config.model_copy(update={"out": str(RUNS / name)})
-        with bench_lock():
+        with held(LOCK):
             try:
                 document = run_ctr(config, command=" ".join(["python", *sys.argv]), data=data)
             except BudgetError as error:
