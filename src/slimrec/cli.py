@@ -209,7 +209,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.report_only:
         documents = finished_documents(bench)
     else:
-        documents = run_bench(bench, command="slimrec " + " ".join(sys.argv[1:]))
+        documents = run_bench(bench, command="slimrec " + " ".join(sys.argv[1:]),
+                              only_methods=_split_list(args.methods, "--methods"))
     documents += load_results(args.extra or [])
     paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
                          title=f"{bench.dataset} ({bench.task})")
@@ -342,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "'benchmarks/results/gowalla_mf_*.json' (repeatable)")
     bench.add_argument("--lock", help="file to flock around each cell (take turns with other "
                        "heavy jobs), e.g. /tmp/slimrec-bench.lock")
+    bench.add_argument("--methods", help="run only these of the config's methods, e.g. "
+                       "full,graph (the report still covers every finished cell)")
     bench.add_argument("--no-progress", dest="progress", action="store_const", const=False)
     bench.set_defaults(handler=cmd_bench)
 

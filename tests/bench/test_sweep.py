@@ -58,6 +58,17 @@ def test_finished_cells_are_skipped(finished, monkeypatch):
     assert [d["bench"]["cell"] for d in again] == [d["bench"]["cell"] for d in documents]
 
 
+def test_only_methods_runs_a_subset_and_reports_every_finished_cell(tmp_path):
+    config = bench_config(tmp_path, budgets=[1.0])
+    documents = run_bench(config, command="test", only_methods=["hash"])
+    assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_hash_100pct_s0"]
+    documents = run_bench(config, command="test", only_methods=["full"])
+    assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_full_100pct_s0",
+                                                       "synthetic_mf_hash_100pct_s0"]
+    with pytest.raises(ConfigError, match="--methods: qr not in the sweep's methods"):
+        run_bench(config, command="test", only_methods=["qr"])
+
+
 def test_report_files(finished):
     config, documents = finished
     paths = write_report(config.out, documents, "recall@20", "full", title="synthetic")
@@ -176,3 +187,12 @@ def test_held_lock_excludes_others(tmp_path):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the block
     with held(None):
         pass
+
+
+def test_cells_train_with_the_configured_threads(tmp_path, monkeypatch):
+    threads = []
+    monkeypatch.setattr(sweep.torch, "set_num_threads", threads.append)
+    config = bench_config(tmp_path, methods=["full"], budgets=[1.0],
+                          settings={**SETTINGS, "threads": 1})
+    run_bench(config, command="test")
+    assert threads == [1]

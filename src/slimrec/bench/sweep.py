@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
@@ -212,6 +213,8 @@ def run_cell(cell: Cell, bench: BenchConfig, task: Task, data: Any,
              command: str) -> dict[str, Any]:
     """Train and evaluate one cell (resuming its checkpoint); write and return its document."""
     config = cell.config.model_copy(update={"budget": task.budget(cell.config, data)})
+    if config.threads:
+        torch.set_num_threads(config.threads)
     checkpoint = Path(config.out) / CHECKPOINT_FILE
     info = {"cell": cell.name, "budget": cell.config.budget, "table_budget": config.budget}
     start = time.perf_counter()
@@ -256,11 +259,19 @@ def held(lock: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_bench(bench: BenchConfig, command: str | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished cell, then return the documents of all cells (in grid order)."""
+def run_bench(bench: BenchConfig, command: str | None = None,
+              only_methods: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished cell (only those of ``only_methods`` when given), then return the
+    documents of all finished cells of the grid, in grid order."""
     command = command or " ".join(sys.argv)
     task = task_runner(bench.task)
     grid = cells(bench, task)
+    if only_methods is not None:
+        unknown = sorted(set(only_methods) - set(bench.methods))
+        if unknown:
+            raise ConfigError(f"--methods: {', '.join(unknown)} not in the sweep's methods "
+                              f"({', '.join(bench.methods)}).")
+        grid = [cell for cell in grid if cell.config.embedding in only_methods]
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench cells",
                unit="cell", disable=not bench.progress)
@@ -273,7 +284,7 @@ def run_bench(bench: BenchConfig, command: str | None = None) -> list[dict[str, 
                     document = run_cell(cell, bench, task, data, command)
                 bar.update()
                 bar.write(describe(document, bench.report_metric()))
-    return [load_cell(cell.result_path(bench)) for cell in grid]
+    return finished_documents(bench)
 
 
 def load_cell(path: Path) -> dict[str, Any]:
