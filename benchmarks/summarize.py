@@ -13,11 +13,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _rows() -> list[dict]:
     rows = []
-    for path in sorted(RESULTS.glob("*.json")):
+    # Sweep folders keep one file per cell under <sweep>/cells/; curves and reports are skipped.
+    for path in sorted(RESULTS.rglob("*.json")):
         document = json.loads(path.read_text())
         if not isinstance(document, dict) or "metrics" not in document:
             continue
-        rows.append({"file": path.stem, **document})
+        rows.append({"file": path.relative_to(RESULTS).with_suffix("").as_posix(), **document})
     return rows
 
 
