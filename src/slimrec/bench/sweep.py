@@ -265,13 +265,14 @@ def run_bench(bench: BenchConfig, command: str | None = None,
     documents of all finished cells of the grid, in grid order."""
     command = command or " ".join(sys.argv)
     task = task_runner(bench.task)
-    grid = cells(bench, task)
+    whole = cells(bench, task)
+    grid = whole
     if only_methods is not None:
         unknown = sorted(set(only_methods) - set(bench.methods))
         if unknown:
             raise ConfigError(f"--methods: {', '.join(unknown)} not in the sweep's methods "
                               f"({', '.join(bench.methods)}).")
-        grid = [cell for cell in grid if cell.config.embedding in only_methods]
+        grid = [cell for cell in whole if cell.config.embedding in only_methods]
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench cells",
                unit="cell", disable=not bench.progress)
@@ -284,7 +285,7 @@ def run_bench(bench: BenchConfig, command: str | None = None,
                     document = run_cell(cell, bench, task, data, command)
                 bar.update()
                 bar.write(describe(document, bench.report_metric()))
-    return finished_documents(bench)
+    return _finished(whole, bench)
 
 
 def load_cell(path: Path) -> dict[str, Any]:
@@ -304,6 +305,9 @@ def describe(document: dict[str, Any], metric: str) -> str:
 
 def finished_documents(bench: BenchConfig) -> list[dict[str, Any]]:
     """Documents of the grid's cells that have finished (or were found infeasible)."""
-    grid = cells(bench, task_runner(bench.task))
+    return _finished(cells(bench, task_runner(bench.task)), bench)
+
+
+def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:
     return [load_cell(cell.result_path(bench)) for cell in grid
             if cell.result_path(bench).is_file()]
