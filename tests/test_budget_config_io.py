@@ -12,7 +12,7 @@ from slimrec.io import atomic_write_text
 @pytest.mark.parametrize(("text", "expected"), [
     (0.1, Budget(fraction=0.1)), ("0.25", Budget(fraction=0.25)), ("25%", Budget(fraction=0.25)),
     ("20MB", Budget(num_bytes=20_000_000)), ("64MiB", Budget(num_bytes=64 * 2**20)),
-    (4096, Budget(num_bytes=4096)), ("4096", Budget(num_bytes=4096)),
+    ("4096B", Budget(num_bytes=4096)),
     ("1kb", Budget(num_bytes=1000)),
 ])
 def test_parse_budget(text, expected):

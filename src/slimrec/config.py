@@ -35,6 +35,11 @@ def _explain(error: ValidationError, cls: type[BaseModel], where: str) -> str:
             hint = f" Did you mean {guess[0]!r}?" if guess else ""
             lines.append(f"{where}: unknown key {key!r}.{hint} Known keys: "
                          f"{', '.join(cls.model_fields)}.")
+        elif item["type"] == "value_error":
+            # Our own validators' messages: already complete sentences naming the value.
+            message = item["msg"].removeprefix("Value error, ").rstrip(".")
+            lines.append(f"{where}: {message}." if key == "(root)" else
+                         f"{where}.{key}: {message}.")
         else:
             lines.append(f"{where}.{key} {item['msg'].lower()}; got {item.get('input')!r}.")
     return "\n".join(lines)
@@ -70,3 +75,15 @@ def layered_config(cls: type[T], file: str | Path | None, overrides: Mapping[str
     values: dict[str, Any] = read_config_file(file) if file else {}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return parse_config(cls, values, where=str(file) if file else cls.__name__)
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``overrides``; nested mappings merge key by key (a flag such as
+    ``--model-param num_layers=2`` changes one key of ``model_params``, not the whole dict)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -10,27 +10,30 @@ from pathlib import Path
 
 from slimrec.budget import format_bytes
 from slimrec.embeddings import METHODS
-from slimrec.experiment import RunConfig, prepare_data, run_retrieval
 from slimrec.io import atomic_write_text
+from slimrec.run import load_config, prepare, run
+from slimrec.tasks import RunConfig
 
 # The methods the demo compares, in display order, when they are registered.
 DEMO_METHODS = ("hash", "double_frequency", "qr", "lowrank", "tt", "pruned", "quantized",
                 "graph")
-DEMO_BUDGET = "0.1"
+DEMO_BUDGET = "10%"
 
 
 def demo_configs(out: Path, progress: bool) -> list[RunConfig]:
-    common = {"dataset": "synthetic", "dim": 32, "epochs": 30, "lr": 5e-3, "batch_size": 2048,
-              "eval_every": 3, "patience": 2, "progress": progress, "ks": [10, 20]}
-    configs = [RunConfig(embedding="full", out=str(out / "full"), **common)]
-    configs += [RunConfig(embedding=method, budget=DEMO_BUDGET, out=str(out / method), **common)
+    common = {"task": "retrieval", "dataset": "synthetic", "dim": 32, "progress": progress,
+              "ks": [10, 20], "train": {"epochs": 30, "lr": 5e-3, "batch_size": 2048,
+                                        "eval_every": 3, "patience": 2}}
+    configs = [load_config(overrides={**common, "embedding": "full", "out": str(out / "full")})]
+    configs += [load_config(overrides={**common, "embedding": method, "budget": DEMO_BUDGET,
+                                       "out": str(out / method)})
                 for method in DEMO_METHODS if method in METHODS]
     return configs
 
 
 def run_demo(out: Path, progress: bool = True) -> list[dict]:
     configs = demo_configs(out, progress)
-    data = prepare_data(configs[0])
+    data = prepare(configs[0])
     stats = data.stats()
     print(f"synthetic data: {stats['users']:,} users, {stats['items']:,} items, "
           f"{stats['train']:,} train / {stats['val']:,} val / {stats['test']:,} test")
@@ -38,7 +41,7 @@ def run_demo(out: Path, progress: bool = True) -> list[dict]:
     for config in configs:
         label = config.embedding + (f" @ {config.budget}" if config.budget else "")
         print(f"training MF-BPR, {label} ...", flush=True)
-        documents.append(run_retrieval(config, command="slimrec demo", data=data))
+        documents.append(run(config, command="slimrec demo", data=data))
     table = _summary(documents)
     print()
     print(table)

@@ -1,17 +1,53 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written result or model."""
+"""Atomic file writes: a crash or a full disk never leaves a half-written result or model.
+
+Also ``file_lock``, an exclusive inter-process lock on a file (``filelock``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
+_UMASK_LINE = re.compile(rb"^Umask:\s*([0-7]+)\s*$", re.MULTILINE)
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read at each call (a program or test may change it at run time).
+
+    Linux (>= 4.7) shows it in ``/proc/self/status``, which reads it without changing it. Elsewhere
+    the only way is ``os.umask(0)`` then restoring it: a lock keeps two calls of this function
+    from interleaving, but another thread creating a file between the two ``os.umask`` calls
+    would get umask 0 (a window of two system calls; atomic writes do not create files there).
+    """
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            match = _UMASK_LINE.search(handle.read())
+        if match:
+            return int(match.group(1), 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` in one step."""
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` in one step.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it, ``0o666 & ~umask``
+    (``mkstemp`` creates it ``0o600``, readable by its owner only).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,6 +55,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # After ``write``: a writer that replaced the file would have reset its mode.
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -38,3 +76,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, document: Any) -> Path:
     return atomic_write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def file_lock(path: str | Path | None) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on the file ``path`` (created if missing) for the
+    block, waiting as long as another process holds it; nothing when ``path`` is None."""
+    if path is None:
+        yield
+        return
+    with FileLock(path):
+        yield

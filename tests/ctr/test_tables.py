@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from slimrec.data.fields import FieldData, FieldSchema, encode_batches, frame_batches
 from slimrec.embeddings import EmbeddingSpec
+from slimrec.embeddings.allocate import split_budget
 from slimrec.errors import BudgetError, ConfigError
-from slimrec.models.ctr import CTRBatch, FieldTensors, build_field_embeddings, split_budget
+from slimrec.models.ctr import CTRBatch, FieldTensors, build_field_embeddings
 from slimrec.models.ctr.tables import SHARED_TABLE, field_stats
 
 
@@ -88,7 +89,7 @@ def test_impossible_global_budget_names_the_fields(wide_fields: FieldData) -> No
     with pytest.raises(BudgetError, match="too small for method 'full'"):
         build_field_embeddings(wide_fields, EmbeddingSpec("full", budget=0.5), 16)
     # QR needs about 2·sqrt(n) rows per field: tiny fields cannot reach 10% of their size.
-    with pytest.raises(BudgetError, match=r"too small for method 'qr': fields city, tags"):
+    with pytest.raises(BudgetError, match=r"too small for method 'qr': tables city, tags"):
         build_field_embeddings(wide_fields, EmbeddingSpec("qr", budget=0.1), 16)
 
 

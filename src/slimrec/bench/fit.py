@@ -1,15 +1,15 @@
 """``slimrec fit --budget 5MB``: the best model whose tables fit a memory budget.
 
 1. Quick search: every candidate (method x embedding dim) that meets the budget is trained for
-   ``search_epochs`` on the train split and scored on the validation split (Recall@20); the
-   test split is never looked at.
-2. The candidate with the highest validation Recall@20 is trained fully with the run's settings
-   (early stopping on validation, as for ``slimrec train``) and written as a run: results,
-   config and the model artifact.
+   ``search_epochs`` on the train split and scored on the validation split (the run's
+   validation metric: recall@20 for retrieval, AUC for CTR); the test split is never looked at.
+2. The best candidate on validation is trained fully with the run's settings (early stopping
+   on validation, as for ``slimrec train``) and written as a run: results, config and the
+   model artifact.
 
-An absolute budget (``"5MB"``) is the total for the user and item tables together (see
-``bench.sweep.table_budget``); a fraction is of each table's full fp32 size. Dense weights
-(NeuMF's MLP) are not part of the budget.
+The budget means what it means everywhere: a fraction of the fp32 bytes of all the model's
+tables, or a total size, split over the tables by the one allocator. Dense weights (NeuMF's MLP,
+the CTR towers) are not part of the budget. Works for every task.
 """
 
 from __future__ import annotations
@@ -21,20 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slimrec.bench.sweep import table_budget
-from slimrec.budget import format_bytes, parse_budget
-from slimrec.data.interactions import Interactions
+from slimrec.budget import format_bytes
+from slimrec.config import deep_merge, parse_config
 from slimrec.embeddings import METHODS
 from slimrec.errors import BudgetError, ConfigError
-from slimrec.eval.ranking import evaluate_ranking
-from slimrec.experiment import RunConfig, build_model, prepare_data, run_retrieval
 from slimrec.io import atomic_write_json
-from slimrec.train.loop import train_bpr
+from slimrec.run import build_model, prepare, run
+from slimrec.tasks import RunConfig, get_task
+from slimrec.train.loop import fit
 
-SEARCH_METRIC = "recall@20"
 FIT_FILE = "fit.json"
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One searched setting and its outcome: ``val`` is None when it does not fit."""
@@ -51,40 +47,53 @@ class Candidate:
         return f"{self.method} (dim {self.dim})"
 
 
+def with_settings(base: RunConfig, **updates: Any) -> RunConfig:
+    """``base`` with ``updates`` (nested ones merged key by key), validated again."""
+    return parse_config(type(base), deep_merge(base.model_dump(mode="json"), updates),
+                        where="fit")
+
+
 def search(base: RunConfig, methods: Sequence[str], dims: Sequence[int], search_epochs: int,
-           data: Interactions) -> list[Candidate]:
+           data: Any) -> list[Candidate]:
     """Train and score every (method, dim) briefly on the train split; score on validation."""
-    if not data.val.nnz:
-        raise ConfigError("fit needs a validation split to choose on; set val_fraction > 0 "
-                          f"(got {base.val_fraction}).")
+    task = get_task(base.task)
+    if not task.has_split(data, "val"):
+        raise ConfigError("fit needs a validation split to choose on (retrieval: set "
+                          "val_fraction > 0).")
+    metric = base.val_metric
     candidates = []
     for dim in dims:
-        budget = table_budget(base.budget, data.num_users, data.num_items, dim)
         for method in methods:
-            config = base.model_copy(update={
-                "embedding": method, "dim": dim, "budget": budget, "epochs": search_epochs,
-                "eval_every": search_epochs, "progress": False})
+            config = with_settings(base, embedding=method, embedding_params={}, dim=dim,
+                                   progress=False,
+                                   train={"epochs": search_epochs, "eval_every": search_epochs})
             start = time.perf_counter()
             try:
                 model = build_model(config, data)
             except (BudgetError, ConfigError) as error:  # cannot meet it, or cannot target it
                 candidates.append(Candidate(method, dim, reason=str(error)))
                 continue
-            train_bpr(model, data, config.train_config())
-            val = evaluate_ranking(model.scorer(), data, "val", ks=(20,),
-                                   metrics=("recall",)).metrics[SEARCH_METRIC]
+            fit(model, data, config)
+            val = task.evaluate(model, data, "val", config, metric=metric).metrics[metric]
             candidates.append(Candidate(method, dim, model.embedding_bytes(), val,
                                         time.perf_counter() - start))
             if base.progress:
-                print(f"  searched {candidates[-1].label}: val {SEARCH_METRIC} {val:.4f}, "
+                print(f"  searched {candidates[-1].label}: val {metric} {val:.4f}, "
                       f"{format_bytes(model.embedding_bytes())}", flush=True)
     return candidates
 
 
-def candidate_table(candidates: Sequence[Candidate]) -> str:
+def _best_first(candidates: Sequence[Candidate], task: str, metric: str) -> list[Candidate]:
+    """Fitting candidates best first (by validation ``metric``), then those that do not fit."""
+    sign = 1.0 if metric in get_task(task).lower_is_better else -1.0
+    return sorted(candidates, key=lambda c: (c.val is None, sign * (c.val or 0.0)))
+
+
+def candidate_table(candidates: Sequence[Candidate], task: str = "retrieval",
+                    metric: str = "recall@20") -> str:
     """Markdown table of the search, best first; settings that do not fit at the end."""
-    ranked = sorted(candidates, key=lambda c: (c.val is None, -(c.val or 0.0)))
-    lines = [f"| rank | method | dim | embedding bytes | val {SEARCH_METRIC} | search s | note |",
+    ranked = _best_first(candidates, task, metric)
+    lines = [f"| rank | method | dim | embedding bytes | val {metric} | search s | note |",
              "|---:|---|---:|---:|---:|---:|---|"]
     for rank, c in enumerate(ranked, 1):
         if c.val is None:
@@ -97,16 +106,14 @@ def candidate_table(candidates: Sequence[Candidate]) -> str:
 
 def fit_under_budget(base: RunConfig, methods: Sequence[str] | None = None,
                      dims: Sequence[int] | None = None, search_epochs: int = 5,
-                     command: str | None = None,
-                     data: Interactions | None = None) -> dict[str, Any]:
+                     command: str | None = None, data: Any = None) -> dict[str, Any]:
     """Search, choose, train fully; return ``{"choice", "candidates", "table", "document"}``.
 
     ``methods`` defaults to every registered method; ``dims`` to ``[base.dim]``; ``data`` to
     the dataset of ``base`` (with its validation split).
     """
     if base.budget is None:
-        raise ConfigError("fit needs a budget, e.g. --budget 5MB or --budget 0.05.")
-    parse_budget(base.budget)
+        raise ConfigError("fit needs a budget, e.g. --budget 5MB or --budget 5%.")
     if search_epochs < 1:
         raise ConfigError(f"search_epochs must be an int >= 1; got {search_epochs}.")
     methods = list(methods) if methods else sorted(METHODS)
@@ -117,25 +124,24 @@ def fit_under_budget(base: RunConfig, methods: Sequence[str] | None = None,
     dims = list(dims) if dims else [base.dim]
     if min(dims) < 1:
         raise ConfigError(f"dims must be ints >= 1; got {dims}.")
-    data = data if data is not None else prepare_data(base)
+    data = data if data is not None else prepare(base)
+    metric = base.val_metric
     candidates = search(base, methods, dims, search_epochs, data)
-    fitting = [c for c in candidates if c.val is not None]
-    if not fitting:
+    ranked = [c for c in _best_first(candidates, base.task, metric) if c.val is not None]
+    if not ranked:
         raise BudgetError(f"no candidate fits the budget of {base.budget}:\n"
                           + "\n".join(f"  {c.label}: {c.reason}" for c in candidates))
-    best = max(fitting, key=lambda c: c.val)
-    runner_up = max((c for c in fitting if c is not best), key=lambda c: c.val, default=None)
-    why = (f"chose {best.label}: highest validation {SEARCH_METRIC} ({best.val:.4f}) of "
-           f"{len(fitting)} candidates that fit {base.budget} after {search_epochs} epochs")
-    if runner_up is not None:
-        why += f"; next best {runner_up.label} at {runner_up.val:.4f}"
-    final = base.model_copy(update={
-        "embedding": best.method, "dim": best.dim,
-        "budget": table_budget(base.budget, data.num_users, data.num_items, best.dim)})
-    document = run_retrieval(final, command=command or " ".join(sys.argv), data=data)
-    report = {"budget": base.budget, "table_budget": final.budget,
-              "search_epochs": search_epochs, "metric": f"val {SEARCH_METRIC}",
+    best = ranked[0]
+    why = (f"chose {best.label}: best validation {metric} ({best.val:.4f}) of "
+           f"{len(ranked)} candidates that fit {base.budget} after {search_epochs} epochs")
+    if len(ranked) > 1:
+        why += f"; next best {ranked[1].label} at {ranked[1].val:.4f}"
+    final = with_settings(base, embedding=best.method, embedding_params={}, dim=best.dim)
+    document = run(final, command=command or " ".join(sys.argv), data=data)
+    report = {"budget": str(base.budget), "budget_bytes": document["embedding"]["budget_bytes"],
+              "search_epochs": search_epochs, "metric": f"val {metric}",
               "choice": {"method": best.method, "dim": best.dim, "why": why},
               "candidates": [asdict(c) for c in candidates]}
     atomic_write_json(Path(final.out) / FIT_FILE, report)
-    return {**report, "table": candidate_table(candidates), "document": document}
+    return {**report, "table": candidate_table(candidates, base.task, metric),
+            "document": document}

@@ -2,7 +2,9 @@
 
 Bytes are the embedding-table bytes (``memory_bytes.embeddings``): what the method and budget
 control, counted exactly. The table also shows the bytes of the served artifact
-(``memory_bytes.inference``), which differ for LightGCN (its propagated vectors are fp32).
+(``memory_bytes.inference``), which differ for LightGCN (its propagated vectors are fp32), and
+the task's second metric (retrieval: ndcg@20; CTR: logloss). Metric definitions come from the
+task, as recorded in the documents.
 A point is Pareto-optimal for its model when no other point of that model has at most its bytes
 and a higher metric.
 """
@@ -19,7 +21,6 @@ from typing import Any
 from slimrec.bench.sweep import budget_label
 from slimrec.budget import format_bytes
 from slimrec.errors import ConfigError
-from slimrec.eval.ranking import DEFINITIONS
 from slimrec.io import atomic_write, atomic_write_json, atomic_write_text
 
 REPORT_FILE, PLOT_FILE, PARETO_FILE = "report.md", "pareto.png", "pareto.json"
@@ -38,13 +39,30 @@ class Point:
     value: float
     value_std: float
     seeds: int
-    ndcg20: float | None
+    secondary: float | None  # the task's second metric (``secondary_metric``), mean over seeds
     train_seconds: float
     epochs: float
 
     @property
     def ratio(self) -> float:
         return self.embedding_bytes / self.full_bytes
+
+
+def task_of(documents: Sequence[dict[str, Any]]) -> str:
+    """The one task of the documents (results written before ``task`` was recorded in every
+    document are retrieval); documents of several tasks cannot share a report."""
+    tasks = {document.get("task", "retrieval") for document in documents}
+    if len(tasks) > 1:
+        raise ConfigError(f"the documents mix tasks ({', '.join(sorted(tasks))}); report each "
+                          "task apart.")
+    return tasks.pop() if tasks else "retrieval"
+
+
+def secondary_metric(task: str, metric: str) -> str:
+    """The second column of the report: the task's first report metric that is not ``metric``."""
+    from slimrec.tasks import get_task
+
+    return next(name for name in get_task(task).report_metrics if name != metric)
 
 
 def summarize(documents: Sequence[dict[str, Any]],
@@ -70,15 +88,16 @@ def summarize(documents: Sequence[dict[str, Any]],
         seen.add((*key, document.get("seed")))
         groups.setdefault(key, []).append(document)
     points = []
+    second = secondary_metric(task_of(documents), metric)
     for (model, method, budget), group in groups.items():
         values = [_metric(document, metric) for document in group]
-        ndcg = [document["metrics"]["test"].get("ndcg@20") for document in group]
+        others = [document["metrics"]["test"].get(second) for document in group]
         memory = group[0]["memory_bytes"]
         points.append(Point(
             model, method, budget, int(memory["embeddings"]), int(memory["full_fp32_embeddings"]),
             int(memory.get("inference", memory["model_total"])),
             statistics.fmean(values), statistics.pstdev(values), len(group),
-            statistics.fmean(ndcg) if None not in ndcg else None,
+            statistics.fmean(others) if None not in others else None,
             statistics.fmean(document["timing"]["train_seconds"] for document in group),
             statistics.fmean(document["timing"]["epochs"] for document in group)))
     return points, infeasible
@@ -108,24 +127,26 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
 
 
 def markdown(points: Sequence[Point], front: Sequence[Point],
-             infeasible: Sequence[dict[str, Any]], metric: str, title: str) -> str:
+             infeasible: Sequence[dict[str, Any]], metric: str, title: str,
+             definitions: dict[str, str], second: str) -> str:
     """The report: the results table, the Pareto-optimal set, the cells that did not fit."""
     optimal = {(p.model, p.method, p.budget) for p in front}
-    name = metric.split("@")[0]
     lines = [f"# {title}", "",
-             f"{metric}: {DEFINITIONS.get(name, metric)}; test split, mean over seeds. "
-             "Bytes: embedding tables as trained (`memory_bytes.embeddings`); serving bytes: "
-             "the saved model (`memory_bytes.inference`). * = Pareto-optimal.", "",
+             *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second)
+               if name.split("@")[0] in definitions), "",
+             "Test split, mean over seeds. Bytes: embedding tables as trained "
+             "(`memory_bytes.embeddings`); serving bytes: the saved model "
+             "(`memory_bytes.inference`). * = Pareto-optimal.", "",
              f"| model | method | budget | embedding bytes | of full | serving bytes | {metric} "
-             "| ndcg@20 | seeds | epochs | train s | |",
+             f"| {second} | seeds | epochs | train s | |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in sorted(points, key=lambda p: (p.model, p.method, -p.embedding_bytes)):
         spread = f" ± {p.value_std:.4f}" if p.seeds > 1 else ""
-        ndcg = f"{p.ndcg20:.4f}" if p.ndcg20 is not None else "-"
+        other = f"{p.secondary:.4f}" if p.secondary is not None else "-"
         mark = "*" if (p.model, p.method, p.budget) in optimal else ""
         lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
                      f"| {p.ratio:.1%} | {format_bytes(p.inference_bytes)} "
-                     f"| {p.value:.4f}{spread} | {ndcg} | {p.seeds} | {p.epochs:.0f} "
+                     f"| {p.value:.4f}{spread} | {other} | {p.seeds} | {p.epochs:.0f} "
                      f"| {p.train_seconds:.0f} | {mark} |")
     lines += ["", "## Pareto-optimal set", ""]
     for p in front:
@@ -187,8 +208,13 @@ def write_report(out: str | Path, documents: Sequence[dict[str, Any]], metric: s
     if not points:
         raise ConfigError(f"{out}: no finished cells to report on yet.")
     front = pareto_front(points)
+    task = task_of(documents)
+    from slimrec.tasks import get_task
+
     paths = {"report": out / REPORT_FILE, "plot": out / PLOT_FILE, "pareto": out / PARETO_FILE}
-    atomic_write_text(paths["report"], markdown(points, front, infeasible, metric, title))
+    atomic_write_text(paths["report"], markdown(points, front, infeasible, metric, title,
+                                                get_task(task).definitions,
+                                                secondary_metric(task, metric)))
     plot(points, front, paths["plot"], metric, reference_method, title)
     atomic_write_json(paths["pareto"], {"metric": metric,
                                         "pareto_optimal": [asdict(p) for p in front]})

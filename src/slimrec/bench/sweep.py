@@ -1,17 +1,15 @@
 """``slimrec bench``: a sweep over models x methods x budgets x seeds on one dataset.
 
-Each cell is one run config (``RunConfig`` for ``task: retrieval``, ``CTRRunConfig`` for
-``task: ctr``); its results document (the DESIGN.md shape plus ``bench`` and
-``peak_rss_bytes``) goes to ``<out>/cells/<cell>.json`` and its model, checkpoint and
+Each cell is one run config of the sweep's task (any registered task: ``retrieval``, ``ctr``);
+its results document (the one results.json schema plus ``bench`` and ``peak_rss_bytes``) goes
+to ``<out>/cells/<cell>.json`` and its model, checkpoint and
 ``results.json`` to ``<runs_dir>/<cell>/``. A cell whose JSON exists is skipped, and a cell
 interrupted mid-training resumes from its per-epoch checkpoint, so rerunning the same command
 after an interruption continues where it stopped. A cell whose budget the method cannot meet is
 recorded as ``"status": "infeasible"`` with the solver's message.
 
-Budgets (retrieval): a fraction or percentage is of each table's full fp32 size (as in
-``slimrec train``); an absolute size (``"5MB"``) is the TOTAL for the user and item tables
-together, split in proportion to their full sizes. CTR budgets are global over the field tables,
-as in ``slimrec train --task ctr``.
+Budgets mean what they mean everywhere: a fraction of the fp32 bytes of all the model's tables,
+or a total size, split over the tables by the one allocator.
 
 Config file (YAML), every key optional but ``methods``::
 
@@ -22,7 +20,7 @@ Config file (YAML), every key optional but ``methods``::
     methods: [full, hash, qr]
     budgets: [1.0, 0.25, 0.1]
     seeds: [0]
-    settings: {dim: 64, epochs: 400, lr: 0.001}     # run-config fields for every cell
+    settings: {dim: 64, train: {epochs: 400, lr: 0.001}}   # run settings of every cell
     model_settings: {lightgcn: {model_params: {num_layers: 3}}}
     method_params: {qr: {operation: mult}}          # fixed parameters of a method
     method_budgets: {full: [1.0]}                   # a method's own budgets (default: budgets)
@@ -33,76 +31,39 @@ so an interrupted sweep has whole budget columns rather than whole methods.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from slimrec.budget import parse_budget
 from slimrec.config import FrozenConfig, parse_config
 from slimrec.embeddings.spec import method_config
+from slimrec.env import peak_rss_bytes
 from slimrec.errors import BudgetError, ConfigError
-from slimrec.experiment import peak_rss_bytes
-from slimrec.io import atomic_write_json
+from slimrec.io import atomic_write_json, file_lock
+from slimrec.models.base import model_class
+from slimrec.run import apply_threads, finish
+from slimrec.tasks import RunConfig, Task, get_task
+from slimrec.train.loop import fit
 
 # Run-config fields that the sweep sets per cell; ``settings`` may not set them.
-SWEPT = ("dataset", "data_dir", "model", "embedding", "embedding_params", "budget", "seed", "out")
+SWEPT = ("task", "dataset", "data_dir", "model", "embedding", "embedding_params", "budget",
+         "seed", "out")
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULT_METRICS = {"retrieval": "recall@20", "ctr": "auc"}
-
-
-@dataclass(frozen=True)
-class Task:
-    """How cells of one task are run: the task's own config, data, model, loop and writer."""
-
-    config_class: type[FrozenConfig]
-    models: dict[str, Any]
-    prepare: Callable[[Any], Any]
-    data_key: Callable[[Any], Any]  # cells with equal keys share one loaded dataset
-    build: Callable[[Any, Any], Any]
-    train: Callable[..., Any]
-    finish: Callable[..., dict[str, Any]]
-    budget: Callable[[Any, Any], str | None]  # the budget the build step should apply
-
-
-def task_runner(task: str) -> Task:
-    """The ``Task`` of ``"retrieval"`` or ``"ctr"`` (imported lazily: CTR pulls in more)."""
-    if task == "retrieval":
-        from slimrec.experiment import MODELS, RunConfig, build_model, finish_run, prepare_data
-        from slimrec.train.loop import train_bpr
-
-        return Task(RunConfig, MODELS, prepare_data, lambda config: config.seed, build_model,
-                    train_bpr, finish_run,
-                    lambda config, data: table_budget(config.budget, data.num_users,
-                                                      data.num_items, config.dim))
-    from slimrec.ctr_experiment import (
-        CTRRunConfig,
-        build_ctr_model,
-        finish_ctr_run,
-        prepare_field_data,
-    )
-    from slimrec.models.ctr import CTR_MODELS
-    from slimrec.train.ctr_loop import train_ctr
-
-    return Task(CTRRunConfig, CTR_MODELS, prepare_field_data,
-                lambda config: (config.data_seed, config.min_count, config.split),
-                build_ctr_model, train_ctr, finish_ctr_run, lambda config, data: config.budget)
 
 
 class BenchConfig(FrozenConfig):
     """A sweep: the grid, shared run settings, where results go."""
 
-    task: Literal["retrieval", "ctr"] = "retrieval"
+    task: str = "retrieval"
     dataset: str = "synthetic"
     data_dir: str | None = None
     out: str = "runs/bench"
@@ -126,7 +87,16 @@ class BenchConfig(FrozenConfig):
         return Path(self.runs_dir) if self.runs_dir else Path(self.out) / "runs"
 
     def report_metric(self) -> str:
-        return self.metric or DEFAULT_METRICS[self.task]
+        return self.metric or get_task(self.task).default_metric
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        try:
+            get_task(task)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return task
 
 
 @dataclass(frozen=True)
@@ -134,7 +104,7 @@ class Cell:
     """One point of the grid; ``config.budget`` is still the budget as written in the sweep."""
 
     name: str
-    config: Any  # the task's run config
+    config: RunConfig
 
     def result_path(self, bench: BenchConfig) -> Path:
         return Path(bench.out) / "cells" / f"{self.name}.json"
@@ -148,27 +118,9 @@ def budget_label(budget: str | float) -> str:
     return f"{parsed.num_bytes}B"
 
 
-def table_budget(budget: str | None, num_users: int, num_items: int, dim: int) -> str | None:
-    """The per-table budget ``build_model`` applies for a sweep budget.
-
-    Fractions pass through. An absolute size is a total over both tables; it becomes the
-    fraction ``bytes / full bytes of both tables`` of each, so the shares are proportional to
-    the tables' full sizes and sum to at most the total.
-    """
-    if budget is None:
-        return None
-    parsed = parse_budget(budget)
-    if parsed.num_bytes is None:
-        return budget
-    full_bytes = (num_users + num_items) * dim * 4
-    return f"{parsed.num_bytes / full_bytes * 100!r}%"
-
-
-def _check_names(bench: BenchConfig, task: Task) -> None:
+def _check_names(bench: BenchConfig) -> None:
     for model in [*bench.models, *bench.model_settings]:
-        if model not in task.models:
-            raise ConfigError(f"BenchConfig.models: unknown {bench.task} model {model!r}; "
-                              f"known: {', '.join(task.models)}.")
+        model_class(model, bench.task)
     for method in [*bench.methods, *bench.method_params, *bench.method_budgets]:
         method_config(method)  # raises with a "did you mean"
     fixed = sorted(set(bench.settings) & set(SWEPT))
@@ -182,9 +134,10 @@ def _check_names(bench: BenchConfig, task: Task) -> None:
         parse_budget(budget)
 
 
-def cells(bench: BenchConfig, task: Task) -> list[Cell]:
+def cells(bench: BenchConfig) -> list[Cell]:
     """Every cell of the grid, validated before anything runs (a typo fails at once)."""
-    _check_names(bench, task)
+    task = get_task(bench.task)
+    _check_names(bench)
     grid = []
     budgets: dict[str, str | float] = {}  # by label, so 0.1 and "10%" are one budget
     for budget in [*bench.budgets, *(b for own in bench.method_budgets.values() for b in own)]:
@@ -198,10 +151,11 @@ def cells(bench: BenchConfig, task: Task) -> list[Cell]:
                 for seed in bench.seeds:
                     name = f"{bench.dataset}_{model}_{method}_{label}_s{seed}"
                     values = {**bench.settings, **bench.model_settings.get(model, {}),
-                              "dataset": bench.dataset, "data_dir": bench.data_dir,
+                              "task": bench.task, "dataset": bench.dataset,
+                              "data_dir": bench.data_dir,
                               "model": model, "embedding": method,
                               "embedding_params": bench.method_params.get(method, {}),
-                              "budget": str(budget), "seed": seed,
+                              "budget": budget, "seed": seed,
                               "out": str(bench.runs_path() / name)}
                     values.setdefault("progress", bench.progress)
                     grid.append(Cell(name, parse_config(task.config_class, values,
@@ -209,28 +163,27 @@ def cells(bench: BenchConfig, task: Task) -> list[Cell]:
     return grid
 
 
-def run_cell(cell: Cell, bench: BenchConfig, task: Task, data: Any,
-             command: str) -> dict[str, Any]:
+def run_cell(cell: Cell, bench: BenchConfig, data: Any, command: str) -> dict[str, Any]:
     """Train and evaluate one cell (resuming its checkpoint); write and return its document."""
-    config = cell.config.model_copy(update={"budget": task.budget(cell.config, data)})
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    config, task = cell.config, get_task(bench.task)
+    apply_threads(config)
     checkpoint = Path(config.out) / CHECKPOINT_FILE
-    info = {"cell": cell.name, "budget": cell.config.budget, "table_budget": config.budget}
+    info = {"cell": cell.name, "budget": None if config.budget is None else str(config.budget)}
     start = time.perf_counter()
     try:
         model = task.build(config, data)
     except BudgetError as error:
-        document = {"status": "infeasible", "error": str(error), "model": config.model,
-                    "embedding": {"method": config.embedding, "budget": cell.config.budget},
+        document = {"status": "infeasible", "error": str(error), "task": bench.task,
+                    "model": config.model,
+                    "embedding": {"method": config.embedding, "budget": info["budget"]},
                     "seed": config.seed, "bench": info}
         atomic_write_json(cell.result_path(bench), document)
         return document
     preprocess_seconds = time.perf_counter() - start
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    result = task.train(model, data, config.train_config(), checkpoint=checkpoint)
-    document = task.finish(config, model, data, result, preprocess_seconds, command,
-                          extra={"status": "done", "bench": info})
+    result = fit(model, data, config, checkpoint=checkpoint)
+    document = finish(config, model, data, result, preprocess_seconds, command,
+                      extra={"status": "done", "bench": info})
     document["peak_rss_bytes"] = peak_rss_bytes()
     atomic_write_json(cell.result_path(bench), document)
     checkpoint.unlink(missing_ok=True)  # the cell is complete; the artifact holds the model
@@ -238,25 +191,9 @@ def run_cell(cell: Cell, bench: BenchConfig, task: Task, data: Any,
 
 
 def _by_data(grid: list[Cell], task: Task) -> Iterator[list[Cell]]:
-    """Cells grouped by the data they need (retrieval: the seed carves the validation split),
-    grid order kept, so each dataset is loaded once."""
+    """Cells grouped by the data they need, grid order kept, so each dataset loads once."""
     for key in dict.fromkeys(task.data_key(cell.config) for cell in grid):
         yield [cell for cell in grid if task.data_key(cell.config) == key]
-
-
-@contextmanager
-def held(lock: str | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the file ``lock`` (created if missing) for the block;
-    nothing when ``lock`` is None."""
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_bench(bench: BenchConfig, command: str | None = None,
@@ -264,8 +201,8 @@ def run_bench(bench: BenchConfig, command: str | None = None,
     """Run every unfinished cell (only those of ``only_methods`` when given), then return the
     documents of all finished cells of the grid, in grid order."""
     command = command or " ".join(sys.argv)
-    task = task_runner(bench.task)
-    whole = cells(bench, task)
+    task = get_task(bench.task)
+    whole = cells(bench)
     grid = whole
     if only_methods is not None:
         unknown = sorted(set(only_methods) - set(bench.methods))
@@ -281,8 +218,8 @@ def run_bench(bench: BenchConfig, command: str | None = None,
             data = task.prepare(group[0].config)
             for cell in group:
                 bar.set_postfix_str(cell.name)
-                with held(bench.lock):
-                    document = run_cell(cell, bench, task, data, command)
+                with file_lock(bench.lock):
+                    document = run_cell(cell, bench, data, command)
                 bar.update()
                 bar.write(describe(document, bench.report_metric()))
     return _finished(whole, bench)
@@ -305,7 +242,7 @@ def describe(document: dict[str, Any], metric: str) -> str:
 
 def finished_documents(bench: BenchConfig) -> list[dict[str, Any]]:
     """Documents of the grid's cells that have finished (or were found infeasible)."""
-    return _finished(cells(bench, task_runner(bench.task)), bench)
+    return _finished(cells(bench), bench)
 
 
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -36,9 +37,9 @@ from slimrec.data.fields import (
     frame_batches,
     iter_delimited,
 )
-from slimrec.data.readers import open_text, read_table
-from slimrec.data.registry import cache_dir
-from slimrec.errors import ConfigError, DataError
+from slimrec.data.readers import iter_lines, read_table_lines, strip_atomic_types
+from slimrec.data.registry import DatasetInfo, cache_dir, dataset_info, datasets_of
+from slimrec.errors import DataError
 
 Batches = Iterable[tuple[np.ndarray, pl.DataFrame]]
 FRAPPE_CONTEXT = ("daytime", "weekday", "isweekend", "homework", "cost", "weather", "country",
@@ -72,14 +73,10 @@ def sample_unused_items(users: np.ndarray, items: np.ndarray, num_items: int, pe
 
 def frappe_batches(path: Path, seed: int, negatives_per_positive: int = 2
                    ) -> tuple[FieldSchema, Batches]:
-    frame = read_table(path, separator="\t")
-    missing = [c for c in ("user", "item", *FRAPPE_CONTEXT) if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r}; the file has columns "
-                        f"{frame.columns}.")
+    frame, lines = read_table_lines(path, separator="\t")
+    _require(frame, path, ("user", "item", *FRAPPE_CONTEXT))
     frame = frame.select("user", "item", *FRAPPE_CONTEXT).with_columns(
         pl.col("user", "item").str.strip_chars())
-    lines = np.arange(2, frame.height + 2, dtype=np.int64)
     for column in ("user", "item"):
         empty = (frame[column].is_null() | (frame[column] == "")).to_numpy()
         if empty.any():
@@ -98,17 +95,32 @@ def frappe_batches(path: Path, seed: int, negatives_per_positive: int = 2
     return schema, frame_batches(pl.concat(parts), np.tile(lines, negatives_per_positive + 1))
 
 
+def _require(frame: pl.DataFrame, path: Path, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column {missing[0]!r}; the file has columns "
+                        f"{frame.columns}.")
+
+
 # ---------------------------------------------------------------------- MovieLens-100K
-def _atomic_table(folder: Path, name: str) -> tuple[Path, pl.DataFrame]:
+def _atomic_table(folder: Path, name: str, columns: tuple[str, ...]
+                  ) -> tuple[Path, pl.DataFrame, np.ndarray]:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
-            frame = read_table(candidate, separator="\t")
-            return candidate, frame.rename({c: c.split(":", 1)[0] for c in frame.columns})
+            frame, lines = read_table_lines(candidate, separator="\t")
+            frame = strip_atomic_types(frame, candidate)
+            _require(frame, candidate, columns)
+            return candidate, frame, lines
     raise DataError(f"{folder}: expected {name} (plain or .gz).")
 
 
 def _join_side(frame: pl.DataFrame, side: pl.DataFrame, key: str, lines: np.ndarray,
-               source: Path, side_source: Path) -> pl.DataFrame:
+               source: Path, side_source: Path, side_lines: np.ndarray) -> pl.DataFrame:
+    repeated = side[key].is_duplicated().to_numpy()
+    if repeated.any():
+        row = int(np.argmax(repeated))
+        raise DataError(f"{side_source} line {side_lines[row]}: {key} {side[key][row]!r} has "
+                        "more than one row; expected one row per id.")
     joined = frame.join(side, on=key, how="left", maintain_order="left")
     missing = joined[side.columns[1]].is_null().to_numpy()
     if missing.any():
@@ -120,13 +132,14 @@ def _join_side(frame: pl.DataFrame, side: pl.DataFrame, key: str, lines: np.ndar
 
 def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches]:
     folder = inter_path.parent
-    _, inter = _atomic_table(folder, inter_path.name.removesuffix(".gz"))
+    _, inter, lines = _atomic_table(folder, inter_path.name.removesuffix(".gz"),
+                                    ("user_id", "item_id", "rating"))
     stem = inter_path.name.split(".")[0]
-    user_path, users = _atomic_table(folder, f"{stem}.user")
-    item_path, items = _atomic_table(folder, f"{stem}.item")
-    lines = np.arange(2, inter.height + 2, dtype=np.int64)
-    rating = inter["rating"].cast(pl.Float64, strict=False)
-    bad = rating.is_null().to_numpy()
+    user_path, users, user_lines = _atomic_table(
+        folder, f"{stem}.user", ("user_id", "age", "gender", "occupation", "zip_code"))
+    item_path, items, item_lines = _atomic_table(folder, f"{stem}.item", ("item_id", "class"))
+    rating = inter["rating"].str.strip_chars().cast(pl.Float64, strict=False)
+    bad = (rating.is_null() | rating.is_nan() | rating.is_infinite()).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
         raise DataError(f"{inter_path} line {lines[row]}: rating {inter['rating'][row]!r} is "
@@ -134,9 +147,10 @@ def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches
     frame = inter.select("user_id", "item_id").with_columns(
         pl.Series("label", np.where(rating.to_numpy() >= 4, "1", "0")))
     frame = _join_side(frame, users.select("user_id", "age", "gender", "occupation",
-                                           "zip_code"), "user_id", lines, inter_path, user_path)
+                                           "zip_code"), "user_id", lines, inter_path, user_path,
+                       user_lines)
     frame = _join_side(frame, items.select("item_id", "class"), "item_id", lines, inter_path,
-                       item_path)
+                       item_path, item_lines)
     frame = frame.select(pl.col("label"), pl.col("user_id").alias("user"),
                          pl.col("item_id").alias("item"), "age", "gender", "occupation",
                          pl.col("zip_code").str.slice(0, 3).alias("zip"),
@@ -148,10 +162,10 @@ def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches
 
 # ---------------------------------------------------------------------- Criteo and Avazu
 def _first_line(path: Path) -> str:
-    with open_text(path) as handle:
-        line = handle.readline().rstrip("\r\n")
+    line = next((text for _, text in iter_lines(path)), "")
     if not line:
-        raise DataError(f"{path}: file is empty.")
+        raise DataError(f"{path}: file is empty or starts with a blank line; expected a "
+                        "header or a first row on line 1.")
     return line
 
 
@@ -192,46 +206,32 @@ def avazu_batches(path: Path, chunk_rows: int) -> tuple[FieldSchema, Batches]:
 
 
 # ---------------------------------------------------------------------- registry and cache
-@dataclass(frozen=True)
-class CTRDataset:
-    """A CTR dataset: where its file lies under a data folder and how it is read."""
-
-    name: str
-    description: str
-    files: tuple[str, ...]
-    read: Callable[[Path, int, int], tuple[FieldSchema, Batches]]
-    min_count: int = 1
-
-
-CTR_DATASETS = {info.name: info for info in (
-    CTRDataset("frappe", "Frappe app usage, CTR version: 10 fields, 2 sampled negatives per "
-               "log row (288,609 rows)", ("frappe/frappe.csv",),
-               lambda path, seed, chunk: frappe_batches(path, seed)),
-    CTRDataset("ml-100k", "MovieLens-100K as CTR: rating >= 4, 7 fields incl. multi-hot "
-               "genres (100,000 rows)", ("ml-100k/ml-100k.inter",),
-               lambda path, seed, chunk: movielens_batches(path, seed)),
-    CTRDataset("criteo", "Criteo display ads (Kaggle train.txt), 13 binned + 26 categorical "
-               "fields", ("criteo/train.txt",),
-               lambda path, seed, chunk: criteo_batches(path, chunk), min_count=10),
-    CTRDataset("avazu", "Avazu mobile ads (Kaggle train), 22 categorical fields",
-               ("avazu/train", "avazu/train.csv"),
-               lambda path, seed, chunk: avazu_batches(path, chunk), min_count=2),
-    CTRDataset("criteo-sample", "200-row Criteo fixture (DeepCTR)",
-               ("ctr_samples/criteo_sample.txt",),
-               lambda path, seed, chunk: criteo_batches(path, chunk)),
-    CTRDataset("avazu-sample", "100-row Avazu fixture (DeepCTR)",
-               ("ctr_samples/avazu_sample.txt",),
-               lambda path, seed, chunk: avazu_batches(path, chunk)),
-)}
+Reader = Callable[[Path, int, int], tuple[FieldSchema, Batches]]
+# ``DatasetInfo.format`` of a fields dataset -> reader ``(path, seed, chunk_rows)``.
+FIELD_READERS: dict[str, Reader] = {
+    "frappe": lambda path, seed, chunk: frappe_batches(path, seed),
+    "recbole-ctr": lambda path, seed, chunk: movielens_batches(path, seed),
+    "criteo": lambda path, seed, chunk: criteo_batches(path, chunk),
+    "avazu": lambda path, seed, chunk: avazu_batches(path, chunk),
+}
+# Former name of the entry type of a CTR dataset: entries now live in the one registry.
+CTRDataset = DatasetInfo
 
 
-def ctr_dataset(name: str) -> CTRDataset:
-    if name not in CTR_DATASETS:
-        raise ConfigError(f"unknown CTR dataset {name!r}; known: {', '.join(CTR_DATASETS)}.")
-    return CTR_DATASETS[name]
+def ctr_dataset(name: str) -> DatasetInfo:
+    """The registry entry of the fields (CTR) dataset ``name`` (``ConfigError`` if unknown)."""
+    info = dataset_info(name, kind="fields")
+    assert isinstance(info, DatasetInfo)
+    return info
 
 
-def find_ctr_file(info: CTRDataset, data_dir: str | Path | None) -> Path:
+def __getattr__(name: str) -> Any:
+    if name == "CTR_DATASETS":  # former separate registry: now a view of the one registry
+        return datasets_of("fields")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def find_ctr_file(info: DatasetInfo, data_dir: str | Path | None) -> Path:
     folder = Path(data_dir) if data_dir is not None else cache_dir()
     for relative in info.files:
         for candidate in (folder / relative, folder / f"{relative}.gz"):
@@ -247,8 +247,14 @@ def load_field_data(name: str, data_dir: str | Path | None = None, seed: int = 0
                     fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
                     chunk_rows: int = 500_000, cache: bool = True) -> FieldData:
     """Encode (or read from the cache) the CTR dataset ``name``; ``seed`` fixes the sampled
-    negatives (Frappe) and the split."""
+    negatives (Frappe) and the split.
+
+    ``name`` is looked up among the "fields" entries of the one registry. A cache file that
+    cannot be read (truncated, corrupt, foreign, another encoding version) counts as a miss:
+    a ``RuntimeWarning`` names it, the data is encoded again and the file is overwritten.
+    """
     info = ctr_dataset(name)
+    read = FIELD_READERS[info.format]
     path = find_ctr_file(info, data_dir)
     min_count = info.min_count if min_count is None else min_count
     sources = sorted(p for p in path.parent.iterdir() if p.is_file())
@@ -258,8 +264,11 @@ def load_field_data(name: str, data_dir: str | Path | None = None, seed: int = 0
                                 for p in sources]})
     cached = cache_dir() / "ctr" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if cache and cached.is_file():
-        return FieldData.load(cached)
-    schema, batches = info.read(path, seed, chunk_rows)
+        try:
+            return FieldData.load(cached)
+        except DataError as error:  # a corrupt cache file is a miss: encode again, overwrite
+            warnings.warn(f"{error} Encoding {name} again.", RuntimeWarning, stacklevel=2)
+    schema, batches = read(path, seed, chunk_rows)
     data = encode_batches(name, str(path), batches, schema, fractions, seed, min_count)
     if cache:
         data.save(cached)

@@ -18,6 +18,8 @@ arrays and the vocabularies are held in memory, never the text.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ import scipy.sparse as sp
 
 from slimrec.data.build import encode, vocabulary
 from slimrec.data.interactions import csr_from_pairs
+from slimrec.data.readers import MAX_ID_LENGTH, POLARS_ERRORS, shorten
 from slimrec.errors import ConfigError, DataError
 from slimrec.io import atomic_write
 
@@ -202,19 +205,69 @@ class FieldData:
 
     @classmethod
     def load(cls, path: str | Path) -> FieldData:
-        with np.load(path, allow_pickle=False) as saved:
-            meta = json.loads(str(saved["meta"]))
-            if meta.get("version") != ENCODING_VERSION:
-                raise DataError(f"{path}: written by field encoding version "
-                                f"{meta.get('version')}, this is {ENCODING_VERSION}; delete it.")
-            fields, bags = [], {}
-            for index, spec in enumerate(meta["fields"]):
-                fields.append(Field(spec["name"], saved[f"vocabulary_{index}"], spec["multi_hot"]))
-                if spec["multi_hot"]:
-                    bags[spec["name"]] = (saved[f"offsets_{index}"], saved[f"values_{index}"])
-            return cls(meta["name"], tuple(fields), saved["ids"], saved["labels"],
-                       saved["split"], bags, meta["user_field"], meta["item_field"],
-                       meta["source"])
+        """Read a file written by ``save``. A truncated, corrupt or foreign file, or one of
+        another encoding version, raises ``DataError`` naming it (``load_field_data`` then
+        treats it as a cache miss); the arrays are checked to be consistent (ids within their
+        vocabularies, 0/1 labels, valid split codes and bag offsets)."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if not hasattr(saved, "files"):
+                    raise DataError(f"{path}: holds a single array, not a FieldData .npz.")
+                meta = json.loads(str(saved["meta"]))
+                if not isinstance(meta, dict):
+                    raise DataError(f"{path}: its metadata is not a JSON object.")
+                if meta.get("version") != ENCODING_VERSION:
+                    raise DataError(f"{path}: written by field encoding version "
+                                    f"{shorten(meta.get('version'))}, this is "
+                                    f"{ENCODING_VERSION}; delete it.")
+                fields, bags = [], {}
+                for index, spec in enumerate(meta["fields"]):
+                    name, multi_hot = str(spec["name"]), bool(spec["multi_hot"])
+                    fields.append(Field(name, saved[f"vocabulary_{index}"], multi_hot))
+                    if multi_hot:
+                        bags[name] = (saved[f"offsets_{index}"], saved[f"values_{index}"])
+                data = cls(str(meta["name"]), tuple(fields), saved["ids"], saved["labels"],
+                           saved["split"], bags, meta["user_field"], meta["item_field"],
+                           str(meta["source"]))
+        except DataError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError,
+                zipfile.BadZipFile, zlib.error, RecursionError) as error:
+            raise DataError(f"{path}: not a readable FieldData cache file "
+                            f"({type(error).__name__}: {shorten(str(error), 120)}); expected an "
+                            ".npz written by FieldData.save. Delete it to encode again.") from None
+        data.check_arrays(str(path))
+        return data
+
+    def check_arrays(self, where: str) -> None:
+        """Raise ``DataError`` unless every array has the expected dtype and range."""
+        def fail(problem: str) -> None:
+            raise DataError(f"{where}: {problem}; the file is corrupt. Delete it to encode "
+                            "again.")
+
+        for name, array in (("ids", self.ids), ("labels", self.labels), ("split", self.split)):
+            if array.dtype.kind not in "iu":
+                fail(f"{name} have dtype {array.dtype}, expected integers")
+        if self.num_rows and not np.isin(self.labels, (0, 1)).all():
+            fail("labels other than 0/1")
+        if self.num_rows and not np.isin(self.split, range(len(SPLITS))).all():
+            fail("split codes outside 0..2")
+        for column, f in enumerate(self.single_fields):
+            if f.vocabulary.ndim != 1 or f.vocabulary.dtype.kind != "U" or not f.num_embeddings:
+                fail(f"field {f.name!r} has no string vocabulary")
+            ids = self.ids[:, column]
+            if ids.size and (ids.min() < 0 or ids.max() >= f.num_embeddings):
+                fail(f"field {f.name!r} has ids outside 0..{f.num_embeddings - 1}")
+        for f in self.bag_fields:
+            offsets, values = self.bags[f.name]
+            if f.vocabulary.ndim != 1 or f.vocabulary.dtype.kind != "U" or not f.num_embeddings:
+                fail(f"field {f.name!r} has no string vocabulary")
+            if (offsets.dtype.kind not in "iu" or values.dtype.kind not in "iu"
+                    or offsets.shape != (self.num_rows + 1,) or offsets[0] != 0
+                    or (np.diff(offsets) < 0).any() or offsets[-1] != len(values)):
+                fail(f"multi-hot field {f.name!r} has inconsistent offsets")
+            if values.size and (values.min() < 0 or values.max() >= f.num_embeddings):
+                fail(f"multi-hot field {f.name!r} has ids outside 0..{f.num_embeddings - 1}")
 
 
 # ---------------------------------------------------------------------- reading
@@ -257,8 +310,11 @@ def iter_delimited(path: str | Path, separator: str, columns: list[str] | None =
                 )
             frame = pl.DataFrame([parts.list.get(k).alias(name) for k, name in enumerate(header)])
             yield numbers, frame
-    except pl.exceptions.ComputeError as error:
-        raise DataError(f"{path}: cannot be read as text ({error}).") from None
+    except POLARS_ERRORS as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{path}: cannot be read as UTF-8 text ({shorten(str(error), 200)}); "
+                        "expected a plain or .gz delimited text file.") from None
     if header is None:
         raise DataError(f"{path}: file is empty.")
 
@@ -324,8 +380,20 @@ def _bin_numeric(series: pl.Series, lines: np.ndarray, source: str) -> pl.Series
     token = (pl.when(pl.col("text") == "").then(pl.lit(""))
              .when(pl.col("v") > 2).then(pl.lit("b") + (pl.col("v").log().pow(2).floor()
                                                         .cast(pl.Int64).cast(pl.String)))
-             .otherwise(pl.col("v").floor().cast(pl.Int64).cast(pl.String)))
+             .otherwise(pl.col("v").clip(lower_bound=-(2.0**62)).floor().cast(pl.Int64)
+                        .cast(pl.String)))
     return frame.select(token.alias(series.name)).to_series()
+
+
+def _check_value_lengths(values: pl.Series, lines: np.ndarray, source: str,
+                         column: str) -> None:
+    """Categorical values become fixed-width numpy strings: cap their length (as ids)."""
+    long = (values.str.len_chars() > MAX_ID_LENGTH).fill_null(False).to_numpy()
+    if long.any():
+        row = int(np.argmax(long))
+        raise DataError(f"{source} line {lines[row]}: field {column!r} has a value of "
+                        f"{len(values[row])} characters ({shorten(values[row])}); expected "
+                        f"categorical values of at most {MAX_ID_LENGTH} characters.")
 
 
 def _require_columns(frame: pl.DataFrame, schema: FieldSchema, source: str) -> None:
@@ -382,6 +450,7 @@ def encode_batches(name: str, source: str, batches: Iterable[tuple[np.ndarray, p
         labels.append(_labels(frame[schema.label], lines, source))
         for column in schema.categorical:
             values = frame[column].fill_null("").str.strip_chars()
+            _check_value_lengths(values, lines, source, column)
             singles[column].append(first_seen[column].encode(values))
         for column in schema.numeric:
             values = _bin_numeric(frame[column].fill_null(""), lines, source)
@@ -389,8 +458,11 @@ def encode_batches(name: str, source: str, batches: Iterable[tuple[np.ndarray, p
         for column, separator in schema.multi_hot:
             tokens = frame[column].fill_null("").str.strip_chars().str.split(separator,
                                                                              literal=True)
-            bag_parts[column][0].append(tokens.list.len().to_numpy().astype(np.int64))
-            bag_parts[column][1].append(first_seen[column].encode(tokens.explode()))
+            lengths = tokens.list.len().to_numpy().astype(np.int64)
+            flat = tokens.explode()
+            _check_value_lengths(flat, np.repeat(lines, lengths), source, column)
+            bag_parts[column][0].append(lengths)
+            bag_parts[column][1].append(first_seen[column].encode(flat))
     if not labels or sum(len(part) for part in labels) == 0:
         raise DataError(f"{source}: no rows to encode.")
     label_array = np.concatenate(labels)

@@ -34,6 +34,11 @@ class Interactions:
     ``user_ids[u]`` / ``item_ids[i]`` are the external ids (strings) of internal ids ``u``/``i``.
     ``train``, ``val`` and ``test`` are binary ``(num_users, num_items)`` CSR matrices with sorted
     indices and no overlap between them.
+
+    ``counts`` (optional, float32 CSR of the same shape) holds how often each (user, item) pair
+    occurred in the source when it was loaded with ``duplicates="count"``; it covers every split.
+    Training and evaluation read the binary splits only, so a repeated pair counts once there;
+    the counts are kept for weighting and statistics.
     """
 
     name: str
@@ -43,6 +48,7 @@ class Interactions:
     val: sp.csr_matrix
     test: sp.csr_matrix
     _user_index: dict[str, int] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    counts: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shape = (len(self.user_ids), len(self.item_ids))
@@ -55,6 +61,9 @@ class Interactions:
                 )
         if self.train.nnz == 0:
             raise DataError(f"{self.name}: the train split is empty.")
+        if self.counts is not None and self.counts.shape != shape:
+            raise DataError(f"{self.name}: counts matrix has shape {self.counts.shape}, "
+                            f"expected {shape} (users x items).")
         if self._user_index is None:
             object.__setattr__(self, "_user_index", {u: k for k, u in enumerate(self.user_ids)})
 
@@ -93,7 +102,7 @@ class Interactions:
         self, train: sp.csr_matrix, val: sp.csr_matrix, test: sp.csr_matrix
     ) -> Interactions:
         return Interactions(self.name, self.user_ids, self.item_ids, train, val, test,
-                            self._user_index)
+                            self._user_index, self.counts)
 
     def stats(self) -> dict[str, float | int]:
         """Sizes, density and degree quantiles of the splits."""
@@ -122,12 +131,14 @@ def build_interactions(
     user_ids: np.ndarray,
     item_ids: np.ndarray,
     splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    counts: sp.csr_matrix | None = None,
 ) -> Interactions:
-    """Build ``Interactions`` from per-split ``(user, item)`` internal-id arrays."""
+    """Build ``Interactions`` from per-split ``(user, item)`` internal-id arrays (and optional
+    per-pair occurrence ``counts``)."""
     shape = (len(user_ids), len(item_ids))
     matrices = {
         split: csr_from_pairs(*splits[split], shape) if split in splits else empty_csr(shape)
         for split in ("train", "val", "test")
     }
     return Interactions(name, np.asarray(user_ids, dtype=str), np.asarray(item_ids, dtype=str),
-                        **matrices)
+                        **matrices, counts=counts)

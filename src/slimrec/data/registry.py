@@ -1,29 +1,47 @@
-"""Dataset registry: canonical public URLs, checksums, a download cache and local copies.
+"""The one dataset registry: canonical public URLs, checksums, a download cache and local copies.
+
+Every entry is one (name, kind): kind "interactions" (user-item pairs, ``load_dataset``),
+"fields" (CTR rows, ``slimrec.data.ctr_readers.load_field_data``) or "sequences". A name may
+have several kinds (ml-100k): ``dataset_info(name, kind)`` returns one entry,
+``dataset_info(name)`` the only entry or a ``DatasetGroup`` of all of them, ``datasets_of(kind)``
+the entries of one kind. Unknown names raise ``ConfigError`` with close matches.
 
 ``load_dataset(name, data_dir=None)`` reads ``data_dir/<name>/`` when given (for example
 ``../shared/data``), otherwise the cache (``$SLIMREC_CACHE_DIR`` or ``~/.cache/slimrec``),
-downloading the files there on first use. Downloads are checked against the pinned sha256;
-entries whose upstream publishes no checksum record the sha256 of the first download
-("trust on first use") and verify every later read against it.
+downloading the files there on first use; a path instead of a name loads the user's own file
+(``slimrec.data.own_data``). Downloads are checked against the pinned sha256; entries whose
+upstream publishes no checksum record the sha256 of the first download in the folder's
+``checksums.json`` ("trust on first use") and check every later download against it. A
+corrupt ``checksums.json`` is a ``DataError`` (delete the folder), never silently reset.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from slimrec.data.build import interactions_from_log, interactions_from_split_logs
+from slimrec.data.build import (
+    DuplicatePolicy,
+    SplitName,
+    interactions_from_log,
+    interactions_from_split_logs,
+)
 from slimrec.data.interactions import Interactions
+from slimrec.data.own_data import load_interactions_file, looks_like_path
 from slimrec.data.readers import read_atomic_inter, read_lightgcn_file, read_movielens_ratings
 from slimrec.data.synthetic import make_synthetic
 from slimrec.errors import ConfigError, DataError
@@ -44,21 +62,222 @@ class RemoteFile:
     member: str | None = None
 
 
+KINDS: tuple[str, ...] = ("interactions", "fields", "sequences")
+# How a kind is named in messages: (word in "unknown ... dataset", plural noun).
+_KIND_WORDS = {"interactions": ("", "interaction datasets"),
+               "fields": ("CTR ", "CTR (fields) datasets"),
+               "sequences": ("sequence ", "sequence datasets")}
+_KIND_LOADERS = {"interactions": "load it with load_dataset (retrieval models, `slimrec train`)",
+                 "fields": "load it with load_field_data (CTR models)",
+                 "sequences": "sequence datasets have no loader yet"}
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
+    """One registered dataset of one kind.
+
+    ``kind`` is "interactions" (user-item pairs -> ``Interactions``), "fields" (CTR rows ->
+    ``FieldData``) or "sequences". A name may be registered under several kinds (ml-100k is
+    both); each (name, kind) is its own entry. ``files`` are paths under a data folder where
+    a local copy lies (fields datasets); ``min_count`` is the default OOV threshold of a fields
+    dataset.
+    """
+
     name: str
     description: str
     format: str
     split: str
     remote: tuple[RemoteFile, ...] = field(default=())
     homepage: str = ""
+    kind: str = "interactions"
+    files: tuple[str, ...] = ()
+    min_count: int = 1
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind,)
+
+    def to_dict(self) -> dict[str, Any]:
+        document = {"name": self.name, "kind": self.kind, "description": self.description,
+                    "format": self.format, "split": self.split, "homepage": self.homepage,
+                    "files": [remote.__dict__ for remote in self.remote]}
+        if self.files:
+            document["local_files"] = list(self.files)
+        if self.kind == "fields":
+            document["min_count"] = self.min_count
+        return document
 
 
-DATASETS: dict[str, DatasetInfo] = {}
+@dataclass(frozen=True)
+class DatasetGroup:
+    """Every kind registered under one name: what ``dataset_info(name)`` returns when the name
+    is ambiguous. It reads like a ``DatasetInfo`` (joined fields) and lists the ``entries``."""
+
+    name: str
+    entries: tuple[DatasetInfo, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(entry.kind for entry in self.entries)
+
+    @property
+    def kind(self) -> str:
+        return "+".join(self.kinds)
+
+    def entry(self, kind: str) -> DatasetInfo:
+        return dataset_info(self.name, kind)
+
+    def _joined(self, attribute: str, separator: str = "; ") -> str:
+        return separator.join(f"{entry.kind}: {getattr(entry, attribute)}"
+                              for entry in self.entries)
+
+    @property
+    def description(self) -> str:
+        return self._joined("description")
+
+    @property
+    def format(self) -> str:
+        return "/".join(entry.format for entry in self.entries)
+
+    @property
+    def split(self) -> str:
+        return self._joined("split")
+
+    @property
+    def remote(self) -> tuple[RemoteFile, ...]:
+        return tuple(remote for entry in self.entries for remote in entry.remote)
+
+    @property
+    def homepage(self) -> str:
+        return next((entry.homepage for entry in self.entries if entry.homepage), "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kinds": list(self.kinds),
+                "entries": [entry.to_dict() for entry in self.entries]}
+
+
+# The one registry: (name, kind) -> entry, in registration order.
+REGISTRY: dict[tuple[str, str], DatasetInfo] = {}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"dataset kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+
+
+def register_dataset(info: DatasetInfo, *, replace: bool = False) -> None:
+    """Add ``info`` under ``(info.name, info.kind)``; an existing entry needs ``replace``."""
+    _check_kind(info.kind)
+    if (info.name, info.kind) in REGISTRY and not replace:
+        raise ConfigError(f"{info.kind} dataset {info.name!r} is already registered.")
+    REGISTRY[(info.name, info.kind)] = info
+
+
+def unregister_dataset(name: str, kind: str | None = None) -> None:
+    """Remove the entry of ``name`` (of one ``kind``, or all of them); absent names are fine."""
+    for key in [key for key in REGISTRY if key[0] == name and kind in (None, key[1])]:
+        del REGISTRY[key]
+
+
+def dataset_kinds(name: str) -> tuple[str, ...]:
+    """The kinds ``name`` is registered under (empty when unknown), in ``KINDS`` order."""
+    return tuple(kind for kind in KINDS if (name, kind) in REGISTRY)
+
+
+def dataset_names(kind: str | None = None) -> list[str]:
+    """Registered names (of one kind), in registration order, each once."""
+    if kind is not None:
+        _check_kind(kind)
+    return list(dict.fromkeys(name for name, k in REGISTRY if kind in (None, k)))
+
+
+def datasets_of(kind: str) -> dict[str, DatasetInfo]:
+    """``{name: entry}`` of every dataset of ``kind`` (a new dict; register to add)."""
+    _check_kind(kind)
+    return {name: info for (name, k), info in REGISTRY.items() if k == kind}
+
+
+def all_datasets() -> list[DatasetInfo]:
+    """Every entry, one per (name, kind), in registration order."""
+    return list(REGISTRY.values())
+
+
+def unknown_dataset(name: str, kind: str | None = None) -> ConfigError:
+    """ConfigError for an unknown name: close matches (difflib) and the names of that kind."""
+    names = dataset_names(kind)
+    word, plural = _KIND_WORDS.get(kind, ("", "datasets"))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    own = (" To load your own file, pass its path (.csv, .tsv, .parquet or .inter)."
+           if kind in (None, "interactions") else "")
+    return ConfigError(f"unknown {word}dataset {name!r}.{hint} Known "
+                       f"{plural if kind else 'datasets'}: {', '.join(names)}.{own}")
+
+
+def dataset_info(name: str, kind: str | None = None) -> DatasetInfo | DatasetGroup:
+    """The registry entry of ``name``.
+
+    With ``kind``, the entry of that kind (``ConfigError`` when the name is unknown or only
+    registered under other kinds). Without, the one entry of the name, or a ``DatasetGroup``
+    of all its entries when it has several (ml-100k: interactions and fields).
+    """
+    if kind is not None:
+        _check_kind(kind)
+        info = REGISTRY.get((name, kind))
+        if info is not None:
+            return info
+        others = dataset_kinds(name)
+        if others:
+            raise ConfigError(
+                f"dataset {name!r} is registered as {' and '.join(others)}, not {kind}: "
+                f"{_KIND_LOADERS[others[0]]}.")
+        raise unknown_dataset(name, kind)
+    kinds = dataset_kinds(name)
+    if not kinds:
+        raise unknown_dataset(name)
+    if len(kinds) == 1:
+        return REGISTRY[(name, kinds[0])]
+    return DatasetGroup(name, tuple(REGISTRY[(name, k)] for k in kinds))
+
+
+class _ByName(MutableMapping[str, "DatasetInfo | DatasetGroup"]):
+    """``DATASETS``: the registry seen by name (``DATASETS[name]`` is ``dataset_info(name)``).
+
+    Kept for callers of the former interaction-only dict: iterating lists every name of
+    every kind; assigning an entry registers it under its kind; deleting removes all kinds.
+    """
+
+    def __getitem__(self, name: str) -> DatasetInfo | DatasetGroup:
+        if not dataset_kinds(name):
+            raise KeyError(name)
+        return dataset_info(name)
+
+    def __setitem__(self, name: str, info: DatasetInfo | DatasetGroup) -> None:
+        entries = info.entries if isinstance(info, DatasetGroup) else (info,)
+        if any(entry.name != name for entry in entries):
+            raise ConfigError(f"DATASETS[{name!r}] must be an entry named {name!r}.")
+        if isinstance(info, DatasetGroup):
+            unregister_dataset(name)
+        for entry in entries:
+            register_dataset(entry, replace=True)
+
+    def __delitem__(self, name: str) -> None:
+        if not dataset_kinds(name):
+            raise KeyError(name)
+        unregister_dataset(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dataset_names())
+
+    def __len__(self) -> int:
+        return len(dataset_names())
+
+
+DATASETS: MutableMapping[str, DatasetInfo | DatasetGroup] = _ByName()
 
 
 def _register(info: DatasetInfo) -> None:
-    DATASETS[info.name] = info
+    register_dataset(info)
 
 
 def _lightgcn(name: str, description: str, train_sha: str | None, test_sha: str | None) -> None:
@@ -71,6 +290,15 @@ def _lightgcn(name: str, description: str, train_sha: str | None, test_sha: str 
     ))
 
 
+def _fields(name: str, description: str, format: str, files: tuple[str, ...],
+            min_count: int = 1, homepage: str = "") -> None:
+    _register(DatasetInfo(
+        name=name, description=description, format=format,
+        split="seeded random train/val/test split of the rows (default 7:2:1)",
+        homepage=homepage, kind="fields", files=files, min_count=min_count))
+
+
+# ---------------------------------------------------------------- interaction datasets
 _register(DatasetInfo(
     name="synthetic", description="embedded synthetic data: 2,000 users, 1,500 items, "
     "16 planted communities, Zipf popularity (no download)", format="synthetic",
@@ -95,11 +323,21 @@ _register(DatasetInfo(
     remote=(RemoteFile(f"{GROUPLENS_URL}/ml-1m.zip", "ratings.dat", None, "ml-1m/ratings.dat"),),
     homepage="https://grouplens.org/datasets/movielens/1m/"))
 
-
-def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}.")
-    return DATASETS[name]
+# ---------------------------------------------------------------- fields (CTR) datasets
+# Read by slimrec.data.ctr_readers (``load_field_data``); ``format`` picks the reader.
+_fields("frappe", "Frappe app usage, CTR version: 10 fields, 2 sampled negatives per log row "
+        "(288,609 rows)", "frappe", ("frappe/frappe.csv",))
+_fields("ml-100k", "MovieLens-100K as CTR: rating >= 4, 7 fields incl. multi-hot genres "
+        "(100,000 rows)", "recbole-ctr", ("ml-100k/ml-100k.inter",),
+        homepage="https://grouplens.org/datasets/movielens/100k/")
+_fields("criteo", "Criteo display ads (Kaggle train.txt), 13 binned + 26 categorical fields",
+        "criteo", ("criteo/train.txt",), min_count=10)
+_fields("avazu", "Avazu mobile ads (Kaggle train), 22 categorical fields", "avazu",
+        ("avazu/train", "avazu/train.csv"), min_count=2)
+_fields("criteo-sample", "200-row Criteo fixture (DeepCTR)", "criteo",
+        ("ctr_samples/criteo_sample.txt",))
+_fields("avazu-sample", "100-row Avazu fixture (DeepCTR)", "avazu",
+        ("ctr_samples/avazu_sample.txt",))
 
 
 def cache_dir() -> Path:
@@ -131,17 +369,67 @@ def _fetch(url: str, destination: Path, progress: bool) -> None:
         ) from None
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _recorded_checksums(folder: Path) -> dict[str, str]:
+    """The sha256 recorded at first download of each URL (``checksums.json``).
+
+    A corrupt record (unreadable, not JSON, not a mapping of URL -> sha256 hex) raises
+    ``DataError``: it is never silently reset, since it is what later downloads are checked
+    against.
+    """
     path = folder / "checksums.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    remedy = (f"expected a JSON object mapping each URL to its sha256. Delete {folder} to "
+              "download the dataset again.")
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} line {error.lineno}: corrupt checksum record ({error.msg}); "
+                        f"{remedy}") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise DataError(f"{path}: unreadable checksum record ({type(error).__name__}); "
+                        f"{remedy}") from None
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: holds a JSON {type(document).__name__}, not an object; "
+                        f"{remedy}")
+    for url, digest in document.items():
+        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise DataError(f"{path}: the checksum of {url!r} is {str(digest)[:80]!r}, not a "
+                            f"sha256 hex digest; {remedy}")
+    return document
+
+
+def _download_entry(name: str, kind: str | None) -> DatasetInfo:
+    if kind is not None:
+        info = dataset_info(name, kind)
+        assert isinstance(info, DatasetInfo)
+        entries = [info]
+    else:
+        found = dataset_info(name)
+        entries = list(found.entries) if isinstance(found, DatasetGroup) else [found]
+    with_remote = [entry for entry in entries if entry.remote]
+    if not with_remote:
+        entry = entries[0]
+        if entry.format == "synthetic":
+            raise ConfigError(f"dataset {name!r} is embedded; it has nothing to download.")
+        where = " or ".join(entry.files) or f"{name}/"
+        raise ConfigError(f"dataset {name!r} ({entry.kind}) has no download URL registered; "
+                          f"pass --data-dir with a folder that holds {where} (plain or .gz).")
+    return with_remote[0]
 
 
 def download(name: str, progress: bool = True,
-             fetch: Callable[[str, Path, bool], None] = _fetch) -> Path:
-    """Download a registered dataset into the cache (once) and return its folder."""
-    info = dataset_info(name)
-    if not info.remote:
-        raise ConfigError(f"dataset {name!r} is embedded; it has nothing to download.")
+             fetch: Callable[[str, Path, bool], None] = _fetch,
+             kind: str | None = None) -> Path:
+    """Download a registered dataset into the cache (once) and return its folder.
+
+    ``kind`` picks the entry when the name has several; by default the one with files to
+    download.
+    """
+    info = _download_entry(name, kind)
     folder = cache_dir() / name
     folder.mkdir(parents=True, exist_ok=True)
     recorded = _recorded_checksums(folder)
@@ -163,21 +451,31 @@ def download(name: str, progress: bool = True,
         if remote.member is None:
             os.replace(tmp, target)
         else:
-            _extract_member(tmp, remote.member, target)
-            tmp.unlink()
+            try:
+                _extract_member(tmp, remote.member, target)
+            finally:
+                tmp.unlink(missing_ok=True)
     atomic_write_json(folder / "checksums.json", recorded)
     return folder
 
 
 def _extract_member(archive: Path, member: str, target: Path) -> None:
+    """Extract ``member`` of a zip to ``target`` atomically; a corrupt, truncated or foreign
+    archive raises ``DataError`` and leaves nothing behind."""
+    partial = target.with_name(f".{target.name}.part")
     try:
-        with zipfile.ZipFile(archive) as zipped, zipped.open(member) as source:
-            partial = target.with_name(f".{target.name}.part")
-            with open(partial, "wb") as out:
-                shutil.copyfileobj(source, out)
-            os.replace(partial, target)
-    except (zipfile.BadZipFile, KeyError) as error:
-        raise DataError(f"{archive}: cannot extract {member!r} ({error}).") from None
+        with zipfile.ZipFile(archive) as zipped, zipped.open(member) as source, \
+                open(partial, "wb") as out:
+            shutil.copyfileobj(source, out)
+        os.replace(partial, target)
+    except KeyError:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{archive}: the zip archive has no member {member!r}.") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+            NotImplementedError, RuntimeError) as error:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{archive}: cannot extract {member!r} ({error}); expected a complete "
+                        "zip archive. Delete it and download again.") from None
 
 
 def _find(folder: Path, *names: str) -> Path | None:
@@ -192,7 +490,7 @@ def _local_folder(info: DatasetInfo, data_dir: str | Path | None, progress: bool
     if data_dir is None:
         folder = cache_dir() / info.name
         if not all((folder / remote.filename).is_file() for remote in info.remote):
-            folder = download(info.name, progress)
+            folder = download(info.name, progress, kind=info.kind)
         return folder
     folder = Path(data_dir) / info.name
     if not folder.is_dir():
@@ -200,10 +498,47 @@ def _local_folder(info: DatasetInfo, data_dir: str | Path | None, progress: bool
     return folder
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0,
-                 test_fraction: float = 0.2, progress: bool = True) -> Interactions:
-    """Load a registered dataset as ``Interactions`` (train/test; no validation split yet)."""
-    info = dataset_info(name)
+_OWN_FILE_OPTIONS = {"user_col": "user", "item_col": "item", "rating_col": None,
+                     "time_col": None, "separator": None}
+
+
+def load_dataset(name: str | os.PathLike[str], data_dir: str | Path | None = None,
+                 seed: int = 0, test_fraction: float = 0.2, progress: bool = True, *,
+                 user_col: str = "user", item_col: str = "item", rating_col: str | None = None,
+                 time_col: str | None = None, separator: str | None = None,
+                 duplicates: DuplicatePolicy = "error", min_rating: float | None = None,
+                 split: SplitName | None = None) -> Interactions:
+    """Load interactions (train/test; no validation split yet): a registered dataset name, or
+    the path of the user's own file or folder.
+
+    ``name`` is a path when it is a ``PathLike``, or a string that is not a registered name and
+    has a path separator, a data suffix (.csv, .tsv, .parquet, .inter, .gz) or exists; a
+    registered name wins over a same-named file (write ``./ml-100k`` for the file). Own files
+    go to ``load_interactions_file`` with the column options, ``separator``, ``duplicates``,
+    ``min_rating`` and ``split`` (default "holdout"); the column options are errors with a
+    registered name. ``duplicates`` / ``min_rating`` / ``split`` also apply to registered
+    rating logs (ml-100k, ml-1m); LightGCN datasets keep their given split.
+    """
+    if isinstance(name, os.PathLike) or (not dataset_kinds(name) and looks_like_path(name)):
+        return load_interactions_file(
+            Path(name), user_col=user_col, item_col=item_col, rating_col=rating_col,
+            time_col=time_col, separator=separator, duplicates=duplicates,
+            min_rating=min_rating, test_fraction=test_fraction, seed=seed,
+            split=split or "holdout")
+    given = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
+             "time_col": time_col, "separator": separator}
+    changed = [key for key, value in given.items() if value != _OWN_FILE_OPTIONS[key]]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} apply to your own files; {name!r} is a "
+                          "registered dataset with fixed columns.")
+    info = dataset_info(name, kind="interactions")
+    assert isinstance(info, DatasetInfo)
+    if info.format in ("synthetic", "lightgcn"):
+        fixed = "is generated" if info.format == "synthetic" else "has a given train/test split"
+        if min_rating is not None:
+            raise ConfigError(f"min_rating needs ratings; dataset {name!r} has none.")
+        if split is not None:
+            raise ConfigError(f"dataset {name!r} {fixed}; split cannot be chosen.")
     if info.format == "synthetic":
         return make_synthetic(seed=seed, test_fraction=test_fraction)
     folder = _local_folder(info, data_dir, progress)
@@ -222,4 +557,5 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0,
         if ratings is None:
             raise DataError(f"{folder}: expected {name}.inter, u.data or ratings.dat.")
         log = read_movielens_ratings(ratings)
-    return interactions_from_log(name, log, "holdout", test_fraction, seed)
+    return interactions_from_log(name, log, split or "holdout", test_fraction, seed,
+                                 min_rating, duplicates)

@@ -22,6 +22,7 @@ from slimrec.embeddings import (
     tt,  # noqa: F401
     unified,  # noqa: F401
 )
+from slimrec.embeddings.allocate import Allocation, TableRequest, allocate
 from slimrec.embeddings.base import EmbeddingTable, state_bytes
 from slimrec.embeddings.spec import (
     METHODS,
@@ -35,10 +36,13 @@ from slimrec.embeddings.spec import (
 
 __all__ = [
     "METHODS",
+    "Allocation",
     "EmbeddingSpec",
     "EmbeddingTable",
     "TableConfig",
+    "TableRequest",
     "TableStats",
+    "allocate",
     "build_embedding",
     "register",
     "resolve_config",

@@ -30,13 +30,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import igraph as ig
 import numpy as np
 import scipy.sparse as sp
 
 from slimrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import igraph as ig
 
 Algorithm = Literal["leiden", "louvain"]
 Objective = Literal["barber", "modularity"]
@@ -124,9 +126,18 @@ def check_graph(matrix: sp.spmatrix) -> sp.csr_matrix:
     return matrix
 
 
+def _igraph() -> Any:
+    """The ``igraph`` module, imported on first use: ``import slimrec`` (and serving, and the
+    embedding tables) must not pay for loading igraph's C core."""
+    import igraph
+
+    return igraph
+
+
 @contextmanager
 def _seeded_igraph(seed: int) -> Iterator[None]:
     """Let igraph draw from ``random.Random(seed)``, leaving the global ``random`` untouched."""
+    ig = _igraph()
     ig.set_random_number_generator(random.Random(seed))
     try:
         yield
@@ -170,8 +181,8 @@ class BipartiteGraph:
             # igraph converts a list of Python int pairs fastest (a numpy array goes element
             # by element through the generic sequence protocol).
             edges = list(zip(users.tolist(), items.tolist(), strict=True))
-            self._igraphs[directed] = ig.Graph(n=self.num_users + self.num_items, edges=edges,
-                                               directed=directed)
+            self._igraphs[directed] = _igraph().Graph(
+                n=self.num_users + self.num_items, edges=edges, directed=directed)
         return self._igraphs[directed]
 
     def cluster(self, resolution: float = 1.0, algorithm: str = "leiden",
@@ -210,7 +221,7 @@ class BipartiteGraph:
             zeros_user, zeros_item = np.zeros(self.num_users), np.zeros(self.num_items)
             # Directed modularity with out-weight k (users) and in-weight d (items) is Barber's;
             # igraph's "modularity" objective would take both weights from the total degree.
-            membership, _ = ig.GraphBase.community_leiden(
+            membership, _ = _igraph().GraphBase.community_leiden(
                 self.igraph(directed=True), edge_weights=None,
                 node_weights=np.concatenate([self.user_degree, zeros_item]).tolist(),
                 node_in_weights=np.concatenate([zeros_user, self.item_degree]).tolist(),

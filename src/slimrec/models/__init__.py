@@ -1,10 +1,13 @@
-"""Recommendation models; they hold embedding tables without knowing the method."""
+"""Recommendation models; they hold embedding tables without knowing the method.
 
-from slimrec.models.base import RetrievalModel
+Importing this package registers every model in ``MODELS`` (one registry, lowercase keys).
+"""
+
+from slimrec.models.base import MODELS, RecModel, RetrievalModel, model_class, register_model
+from slimrec.models.ctr import DLRM, CTRModel, DCNv2, DeepFM, WideDeep
 from slimrec.models.lightgcn import LightGCN
 from slimrec.models.mf import MF
 from slimrec.models.neumf import NeuMF
 
-MODEL_CLASSES: dict[str, type[RetrievalModel]] = {"MF": MF, "LightGCN": LightGCN, "NeuMF": NeuMF}
-
-__all__ = ["MF", "MODEL_CLASSES", "LightGCN", "NeuMF", "RetrievalModel"]
+__all__ = ["DLRM", "MF", "MODELS", "CTRModel", "DCNv2", "DeepFM", "LightGCN", "NeuMF",
+           "RecModel", "RetrievalModel", "WideDeep", "model_class", "register_model"]

@@ -1,78 +1,107 @@
-"""Shared base of retrieval models: tables, scoring, and the hooks the training loop calls."""
+"""The one model base and the one model registry.
+
+Every model, whatever its task, is a ``RecModel``: it holds embedding tables without knowing
+their method, declares its settings in ``config_class`` and its task in ``task``, and registers
+under one lowercase key (``@register_model``) in ``MODELS``. The training loop, the artifact,
+compression and serving talk to this base only.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig, parse_config
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, state_bytes
+from slimrec.errors import ConfigError
 
 Scorer = Callable[[Tensor, Tensor | None], Tensor]
+M = TypeVar("M", bound=type["RecModel"])
+
+MODELS: dict[str, type[RecModel]] = {}
 
 
-class RetrievalModel(nn.Module):
-    """A model that scores (user, item) pairs and can rank all items for a batch of users.
+def register_model(cls: M) -> M:
+    """Class decorator: make ``cls`` available under ``cls.name`` in every command."""
+    if not cls.name or cls.name != cls.name.lower():
+        raise ValueError(f"{cls.__name__}.name must be a lowercase key; got {cls.name!r}.")
+    if cls.name in MODELS:
+        raise ValueError(f"model {cls.name!r} is registered twice.")
+    MODELS[cls.name] = cls
+    return cls
 
-    Models with settings declare them in ``config_class`` (``RunConfig.model_params`` is parsed
-    into it) and keep the parsed config in ``self.config``; models without settings keep the
-    empty defaults below.
+
+def model_class(name: str, task: str | None = None) -> type[RecModel]:
+    """The registered model ``name`` (of ``task`` when given), or a ``ConfigError`` with a hint."""
+    known = sorted(key for key, cls in MODELS.items() if task is None or cls.task == task)
+    if name in MODELS and name not in known:
+        raise ConfigError(f"model {name!r} is a {MODELS[name].task} model, not a {task} model; "
+                          f"{task} models: {', '.join(known)}.")
+    if name not in MODELS:
+        guess = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {guess[0]!r}?" if guess else ""
+        raise ConfigError(f"unknown model {name!r}.{hint} Known{f' {task}' if task else ''} "
+                          f"models: {', '.join(known)}.")
+    return MODELS[name]
+
+
+def _top_tables(module: nn.Module, prefix: str = "") -> dict[str, EmbeddingTable]:
+    """Tables below ``module`` by qualified name, not descending into a table's own parts."""
+    found: dict[str, EmbeddingTable] = {}
+    for name, child in module.named_children():
+        qualified = f"{prefix}{name}"
+        if isinstance(child, EmbeddingTable):
+            found[qualified] = child
+        else:
+            found.update(_top_tables(child, f"{qualified}."))
+    return found
+
+
+class RecModel(nn.Module):
+    """Base of every model: tables, settings, the hooks the training loop calls, and memory.
+
+    Subclasses set ``name`` (the registry key), ``task`` and, when they have settings,
+    ``config_class`` (``model_params`` are parsed into it and kept in ``self.config``).
     """
 
+    name: ClassVar[str] = ""
+    task: ClassVar[str] = ""
     config_class: ClassVar[type[FrozenConfig]] = FrozenConfig
     config: FrozenConfig = FrozenConfig()
 
     @classmethod
     def parse_params(cls, params: Mapping[str, Any] | None) -> FrozenConfig:
         """``model_params`` validated into ``config_class`` (unknown keys fail, with a hint)."""
-        return parse_config(cls.config_class, params or {},
-                            where=f"{cls.__name__} model_params")
-
-    @classmethod
-    def from_data(cls, user_table: EmbeddingTable, item_table: EmbeddingTable,
-                  train: sp.csr_matrix, config: FrozenConfig) -> RetrievalModel:
-        """A model to train. ``train`` is the ``(num_users, num_items)`` training graph; only
-        graph models (LightGCN) use it."""
-        return cls(user_table, item_table)
-
-    def for_inference(self) -> RetrievalModel:
-        """The model a saved artifact stores and serves: ``self`` unless inference needs less
-        than training (LightGCN serves its propagated vectors, not its graph)."""
-        return self
+        return parse_config(cls.config_class, params or {}, where=f"{cls.name} model_params")
 
     def tables(self) -> dict[str, EmbeddingTable]:
-        """The embedding tables of the model, by name."""
-        return {name: module for name, module in self.named_children()
-                if isinstance(module, EmbeddingTable)}
+        """The embedding tables, by qualified module name (their state-dict prefix)."""
+        return _top_tables(self)
 
-    def score(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores of ``(users[k], items[k])`` pairs: LongTensor[B] x LongTensor[B] -> Tensor[B]."""
-        raise NotImplementedError
+    def for_inference(self) -> RecModel:
+        """The model an artifact stores and serves: ``self`` unless inference needs less."""
+        return self
 
-    def bpr_terms(self, users: Tensor, positives: Tensor,
-                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Positive scores, negative scores and the L2 term of the batch's embeddings."""
-        raise NotImplementedError
-
-    def scorer(self) -> Scorer:
-        """A function ranking all items: ``(users[B], out) -> Tensor[B, num_items]``.
-
-        Work shared by every batch (e.g. the item matrix) is done once, here.
-        """
-        raise NotImplementedError
+    def artifact_info(self) -> dict[str, Any]:
+        """What ``from_artifact`` needs besides the tables, dense tensors and model config."""
+        return {}
 
     @classmethod
     def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
-                      manifest: dict[str, Any]) -> RetrievalModel:
-        """Rebuild the model from its inference tables and dense weights (see serve/artifact)."""
-        model = cls(**tables)
-        model.load_state_dict({**{f"{name}.{key}": value for name, table in tables.items()
-                                  for key, value in table.state_dict().items()}, **dense})
-        return model
+                      config: FrozenConfig, info: Mapping[str, Any]) -> RecModel:
+        """Rebuild the model from its inference tables and dense weights (``serve/artifact``)."""
+        raise NotImplementedError
+
+    def load_parts(self, tables: Mapping[str, EmbeddingTable], dense: Mapping[str, Tensor]
+                   ) -> None:
+        """Load the tables' states (by qualified name) and the dense tensors."""
+        self.load_state_dict({**{f"{name}.{key}": value for name, table in tables.items()
+                                 for key, value in table.state_dict().items()}, **dense})
 
     # ------------------------------------------------------------------ hooks and memory
     def regularizer(self) -> Tensor | None:
@@ -90,8 +119,58 @@ class RetrievalModel(nn.Module):
     def full_embedding_bytes(self) -> int:
         return sum(table.full_fp32_bytes() for table in self.tables().values())
 
-    def dense_bytes(self) -> int:
-        """Bytes of the parameters and buffers outside the embedding tables."""
+    def table_report(self) -> list[dict[str, Any]]:
+        """Per table: its method, ids and bytes (the ``embedding.tables`` of results.json)."""
+        return [{"table": name, "method": table.config.method,
+                 "num_embeddings": table.num_embeddings, "memory_bytes": table.memory_bytes(),
+                 "full_fp32_bytes": table.full_fp32_bytes()}
+                for name, table in self.tables().items()]
+
+    def dense_state(self) -> dict[str, Tensor]:
+        """Parameters and buffers outside the embedding tables, by state-dict key."""
         prefixes = tuple(f"{name}." for name in self.tables())
-        return sum(t.numel() * t.element_size() for key, t in self.state_dict().items()
-                   if not key.startswith(prefixes))
+        return {key: value for key, value in self.state_dict().items()
+                if not key.startswith(prefixes)}
+
+    def dense_bytes(self) -> int:
+        return state_bytes(self.dense_state())
+
+    def memory_bytes(self) -> int:
+        """Whole-model bytes at inference: embeddings (as served) plus the dense layers."""
+        return self.embedding_bytes() + self.dense_bytes()
+
+
+class RetrievalModel(RecModel):
+    """A model that scores (user, item) pairs and can rank all items for a batch of users."""
+
+    task: ClassVar[str] = "retrieval"
+
+    @classmethod
+    def from_data(cls, user_table: EmbeddingTable, item_table: EmbeddingTable,
+                  train: sp.csr_matrix, config: FrozenConfig) -> RetrievalModel:
+        """A model to train. ``train`` is the ``(num_users, num_items)`` training graph; only
+        graph models (LightGCN) use it."""
+        return cls(user_table, item_table)
+
+    @classmethod
+    def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
+                      config: FrozenConfig, info: Mapping[str, Any]) -> RetrievalModel:
+        model = cls(**tables)
+        model.load_parts(tables, dense)
+        return model
+
+    def score(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of ``(users[k], items[k])`` pairs: LongTensor[B] x LongTensor[B] -> Tensor[B]."""
+        raise NotImplementedError
+
+    def bpr_terms(self, users: Tensor, positives: Tensor,
+                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Positive scores, negative scores and the L2 term of the batch's embeddings."""
+        raise NotImplementedError
+
+    def scorer(self) -> Scorer:
+        """A function ranking all items: ``(users[B], out) -> Tensor[B, num_items]``.
+
+        Work shared by every batch (e.g. the item matrix) is done once, here.
+        """
+        raise NotImplementedError

@@ -17,6 +17,7 @@ which is smaller when the ego tables are compressed.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from slimrec.config import FrozenConfig
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.full import FullTable
 from slimrec.errors import ConfigError, DataError
-from slimrec.models.base import RetrievalModel, Scorer
+from slimrec.models.base import RetrievalModel, Scorer, register_model
 from slimrec.models.mf import MF
 
 
@@ -83,6 +84,7 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adjacency, grad)
 
 
+@register_model
 class LightGCN(RetrievalModel):
     """LightGCN over two embedding tables of any compression method.
 
@@ -91,6 +93,7 @@ class LightGCN(RetrievalModel):
     artifact, only when ``config.keep_graph``; the normalised adjacency is derived from it.
     """
 
+    name = "lightgcn"
     config_class = LightGCNConfig
 
     def __init__(self, user_table: EmbeddingTable, item_table: EmbeddingTable,
@@ -128,13 +131,13 @@ class LightGCN(RetrievalModel):
 
     @classmethod
     def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
-                      manifest: dict[str, Any]) -> LightGCN:
+                      config: FrozenConfig, info: Mapping[str, Any]) -> LightGCN:
         """Rebuild a ``keep_graph`` artifact: ego tables plus the stored training graph."""
         user_table, item_table = tables["user_table"], tables["item_table"]
         indptr, indices = dense["graph_indptr"].numpy(), dense["graph_indices"].numpy()
         train = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
                               shape=(user_table.num_embeddings, item_table.num_embeddings))
-        return cls(user_table, item_table, train, cls.parse_params(manifest["model_config"]))
+        return cls(user_table, item_table, train, config)
 
     @property
     def num_users(self) -> int:

@@ -6,11 +6,14 @@ import torch
 from torch import Tensor
 
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.models.base import RetrievalModel, Scorer
+from slimrec.models.base import RetrievalModel, Scorer, register_model
 
 
+@register_model
 class MF(RetrievalModel):
     """MF (trained with BPR). The two tables may use any compression method."""
+
+    name = "mf"
 
     def __init__(self, user_table: EmbeddingTable, item_table: EmbeddingTable) -> None:
         super().__init__()

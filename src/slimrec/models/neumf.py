@@ -21,6 +21,7 @@ more than ``max_elements`` activations (``B x chunk x width``) exist at a time.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from slimrec.config import FrozenConfig
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.errors import ConfigError
-from slimrec.models.base import RetrievalModel, Scorer
+from slimrec.models.base import RetrievalModel, Scorer, register_model
 
 # 4M fp32 activations (16 MiB) per chunk: large enough that the per-chunk Python overhead is
 # negligible next to the matrix products, small enough to stay in cache-friendly sizes.
@@ -45,9 +46,11 @@ class NeuMFConfig(FrozenConfig):
                               description="widths of the MLP tower's hidden layers")
 
 
+@register_model
 class NeuMF(RetrievalModel):
     """GMF + MLP towers over one user table and one item table (rows split between towers)."""
 
+    name = "neumf"
     config_class = NeuMFConfig
 
     def __init__(self, user_table: EmbeddingTable, item_table: EmbeddingTable,
@@ -86,11 +89,9 @@ class NeuMF(RetrievalModel):
 
     @classmethod
     def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
-                      manifest: dict[str, Any]) -> NeuMF:
-        model = cls(tables["user_table"], tables["item_table"],
-                    cls.parse_params(manifest["model_config"]))
-        model.load_state_dict({**{f"{name}.{key}": value for name, table in tables.items()
-                                  for key, value in table.state_dict().items()}, **dense})
+                      config: FrozenConfig, info: Mapping[str, Any]) -> NeuMF:
+        model = cls(tables["user_table"], tables["item_table"], config)
+        model.load_parts(tables, dense)
         return model
 
     def _towers(self, user_rows: Tensor, item_rows: Tensor) -> Tensor:

@@ -1,109 +1,175 @@
-"""Saved models are data, not pickles: ``model.safetensors`` + ``vocab.json`` + ``manifest.json``.
+"""Saved models are data, not pickles, for every task: ONE writer and ONE reader.
 
-The manifest records the library version, the resolved run config, each table's method config,
-the per-tensor bytes and the sha256 of the other files; loading checks all of it.
+A folder holds ``model.safetensors`` (the inference state), ``vocab.json`` (the external ids of
+every table, as the task gives them), ``manifest.json`` and the task's extra files (retrieval:
+``seen.safetensors``, each user's known items as a CSR at the narrowest integer width, so that
+recommendations can exclude them).
+
+The manifest (format 2) records the library version, the task, the model's registry key and
+config, what the model needs to be rebuilt (``model_info``), the resolved run config, each
+table's method config, the per-tensor bytes, the memory of what is served and of each extra
+file, and the sha256 of every file; loading checks all of it. Format-1 folders (written before
+the tasks shared one artifact) still load.
 
 What is saved is ``model.for_inference()``: for LightGCN the propagated vectors (an ``MF``), not
-the training graph. Optionally ``seen.safetensors`` holds each user's known items as a CSR
-matrix (``indptr``, ``indices`` at the narrowest integer width) so that recommendations can
-exclude them; its bytes are recorded apart from the model's (``seen_items_bytes``).
+the training graph.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-import torch
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError
+from safetensors.torch import load, save
+from torch import Tensor
 
 from slimrec import __version__
 from slimrec.config import parse_config
+from slimrec.embeddings import METHODS
 from slimrec.embeddings.base import EmbeddingTable, state_bytes
-from slimrec.embeddings.sizing import index_dtype
 from slimrec.errors import ArtifactError
 from slimrec.io import atomic_write_bytes, atomic_write_json
-from slimrec.models.base import RetrievalModel
+from slimrec.models.base import RecModel, model_class
 
 WEIGHTS_FILE, VOCAB_FILE, MANIFEST_FILE = "model.safetensors", "vocab.json", "manifest.json"
-SEEN_FILE = "seen.safetensors"
-FORMAT = "slimrec-artifact/1"
+FORMAT = "slimrec-artifact/2"
+FORMAT_1 = "slimrec-artifact/1"
+# Format 1 named retrieval models by class; CTR tables by field, under this prefix.
+_FORMAT_1_MODELS = {"MF": "mf", "LightGCN": "lightgcn", "NeuMF": "neumf"}
+_FORMAT_1_CTR_PREFIX = "embeddings.tables."
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def seen_tensors(seen: sp.csr_matrix) -> dict[str, torch.Tensor]:
-    """``{"indptr": (U + 1,), "indices": (nnz,)}`` of a users x items matrix, narrowest ints."""
-    seen = sp.csr_matrix(seen)
-    seen.sort_indices()
-    return {"indptr": torch.from_numpy(seen.indptr.astype(np.int64)).to(index_dtype(seen.nnz)),
-            "indices": torch.from_numpy(seen.indices.astype(np.int64)).to(
-                index_dtype(max(0, seen.shape[1] - 1)))}
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded model folder: the model (eval mode), its manifest, vocabularies, extra files."""
+
+    model: RecModel
+    manifest: dict[str, Any]
+    vocab: dict[str, Any]
+    extras: dict[str, dict[str, Tensor]]
+    folder: Path
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
 
 
-def save_artifact(folder: str | Path, model: RetrievalModel, run_config: dict[str, Any],
-                  user_ids: np.ndarray, item_ids: np.ndarray,
+def table_entry(table: EmbeddingTable) -> dict[str, Any]:
+    served = table.for_inference()
+    return {"class": type(served).__name__, "method": served.config.method,
+            "config": served.config.model_dump(), "num_embeddings": served.num_embeddings,
+            "embedding_dim": served.embedding_dim, "memory_bytes": table.memory_bytes()}
+
+
+def save_artifact(folder: str | Path, model: RecModel, vocab: dict[str, Any],
+                  run_config: dict[str, Any] | None = None,
                   metrics: dict[str, Any] | None = None,
-                  seen: sp.csr_matrix | None = None) -> dict[str, Any]:
+                  extras: dict[str, dict[str, Tensor]] | None = None) -> dict[str, Any]:
     """Write the inference state of ``model`` and everything needed to reload and query it.
 
-    ``seen`` (users x items, e.g. train + validation) is stored for ``exclude_seen``. Returns
-    the manifest.
+    ``vocab``: external ids of the tables (``task.vocab(data)``); ``extras``: the task's extra
+    tensor files by name (``task.artifact_files(data)``). Returns the manifest.
     """
     folder = Path(folder)
-    trained_model, model = type(model).__name__, model.for_inference()
-    tensors, tables = {}, {}
-    for name, table in model.tables().items():
-        served = table.for_inference()
-        for key, value in table.inference_state().items():
-            tensors[f"{name}.{key}"] = value.contiguous().cpu()
-        tables[name] = {"class": type(served).__name__, "method": served.config.method,
-                        "config": served.config.model_dump(),
-                        "num_embeddings": served.num_embeddings,
-                        "embedding_dim": served.embedding_dim,
-                        "memory_bytes": table.memory_bytes()}
-    for key, value in model.state_dict().items():
-        if not any(key.startswith(f"{name}.") for name in tables):
-            tensors[key] = value.contiguous().cpu()
-    weights = save(tensors, metadata={"format": FORMAT})
-    vocab = json.dumps({"users": user_ids.tolist(), "items": item_ids.tolist()}).encode()
-    files = {WEIGHTS_FILE: weights, VOCAB_FILE: vocab}
-    seen_bytes = 0
-    if seen is not None:
-        if seen.shape != (len(user_ids), len(item_ids)):
-            raise ValueError(f"seen has shape {seen.shape}; expected "
-                             f"({len(user_ids)}, {len(item_ids)}) (users x items).")
-        seen_state = seen_tensors(seen)
-        files[SEEN_FILE] = save(seen_state, metadata={"format": FORMAT})
-        seen_bytes = state_bytes(seen_state)
+    trained, model = model.name, model.for_inference()
+    tables = model.tables()
+    tensors = {f"{name}.{key}": value.contiguous().cpu()
+               for name, table in tables.items()
+               for key, value in table.inference_state().items()}
+    tensors.update({key: value.contiguous().cpu() for key, value in model.dense_state().items()})
+    files = {WEIGHTS_FILE: save(tensors, metadata={"format": FORMAT}),
+             VOCAB_FILE: json.dumps(vocab).encode()}
+    extras = extras or {}
+    for name, state in extras.items():
+        files[name] = save(state, metadata={"format": FORMAT})
     manifest = {
         "format": FORMAT,
         "slimrec_version": __version__,
-        "model": type(model).__name__,
-        "trained_model": trained_model,
+        "task": model.task,
+        "model": model.name,
+        "trained_model": trained,
         "model_config": model.config.model_dump(),
-        "run_config": run_config,
-        "num_users": len(user_ids), "num_items": len(item_ids),
-        "tables": tables,
+        "model_info": model.artifact_info(),
+        "run_config": run_config or {},
+        "tables": {name: table_entry(table) for name, table in tables.items()},
         "tensor_bytes": {key: value.numel() * value.element_size()
                          for key, value in tensors.items()},
-        "memory_bytes": model.embedding_bytes() + model.dense_bytes(),
-        "seen_items_bytes": seen_bytes,
+        "memory_bytes": {"embeddings": model.embedding_bytes(), "dense": model.dense_bytes(),
+                         "model_total": model.memory_bytes()},
+        "extra_bytes": {name: state_bytes(state) for name, state in extras.items()},
         "metrics": metrics or {},
         "files": {name: _sha256(data) for name, data in files.items()},
     }
     for name, data in files.items():
         atomic_write_bytes(folder / name, data)
-    if seen is None:
-        (folder / SEEN_FILE).unlink(missing_ok=True)  # stale, from an earlier save here
+    for stale in folder.glob("*.safetensors"):  # an extra file of an earlier save here
+        if stale.name not in files:
+            stale.unlink()
     atomic_write_json(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _upgrade(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 manifest in the format-2 shape."""
+    task = manifest.get("task", "retrieval")
+    upgraded = {**manifest, "format": FORMAT, "task": task,
+                "model": _FORMAT_1_MODELS.get(manifest["model"], manifest["model"])}
+    upgraded["trained_model"] = _FORMAT_1_MODELS.get(manifest.get("trained_model", ""),
+                                                     upgraded["model"])
+    if task == "ctr":
+        upgraded["tables"] = {f"{_FORMAT_1_CTR_PREFIX}{name}": info
+                              for name, info in manifest["tables"].items()}
+        upgraded["model_info"] = {"fields": manifest["fields"],
+                                  "dense_low_rank": manifest.get("dense_low_rank", {})}
+    else:
+        upgraded["model_info"] = {}
+        upgraded["memory_bytes"] = {"model_total": manifest["memory_bytes"]}
+        upgraded["extra_bytes"] = ({"seen.safetensors": manifest["seen_items_bytes"]}
+                                   if manifest.get("seen_items_bytes") else {})
+    return upgraded
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """Read and check ``manifest.json`` and the checksums of the files it lists."""
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no {MANIFEST_FILE}; not a SlimRec model folder.")
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{path}: corrupt manifest ({error}).") from None
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found not in (FORMAT, FORMAT_1):
+        raise ArtifactError(f"{path}: not a SlimRec manifest (format {found!r}; expected "
+                            f"{FORMAT} or {FORMAT_1}).")
+    if str(manifest.get("slimrec_version", "")).split(".")[:2] != __version__.split(".")[:2]:
+        raise ArtifactError(f"{path}: written by slimrec {manifest.get('slimrec_version')}, "
+                            f"this is {__version__}; re-export the model with a matching version.")
+    for name, expected in manifest["files"].items():
+        file = folder / name
+        if not file.is_file():
+            raise ArtifactError(f"{folder}: {name} is missing.")
+        actual = _sha256(file.read_bytes())
+        if actual != expected:
+            raise ArtifactError(f"{file}: checksum mismatch (expected sha256 {expected}, got "
+                                f"{actual}); the file is corrupt or was modified.")
+    return _upgrade(manifest) if found == FORMAT_1 else manifest
+
+
+def _tensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return load(path.read_bytes())
+    except SafetensorError as error:
+        raise ArtifactError(f"{path}: not a readable safetensors file ({error}).") from None
 
 
 def _table_classes() -> dict[str, type[EmbeddingTable]]:
@@ -115,47 +181,13 @@ def _table_classes() -> dict[str, type[EmbeddingTable]]:
     return found
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """Read and check ``manifest.json`` and the checksums of the files it lists."""
-    folder = Path(folder)
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        raise ArtifactError(f"{folder}: no {MANIFEST_FILE}; not a SlimRec model folder.")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path}: corrupt manifest ({error}).") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: not a {FORMAT} manifest (format "
-                            f"{manifest.get('format') if isinstance(manifest, dict) else None!r}).")
-    if manifest.get("slimrec_version", "").split(".")[:2] != __version__.split(".")[:2]:
-        raise ArtifactError(f"{path}: written by slimrec {manifest.get('slimrec_version')}, "
-                            f"this is {__version__}; re-export the model with a matching version.")
-    for name, expected in manifest["files"].items():
-        file = folder / name
-        if not file.is_file():
-            raise ArtifactError(f"{folder}: {name} is missing.")
-        actual = _sha256(file.read_bytes())
-        if actual != expected:
-            raise ArtifactError(f"{file}: checksum mismatch (expected sha256 {expected}, got "
-                                f"{actual}); the file is corrupt or was modified.")
-    return manifest
-
-
-def load_artifact(folder: str | Path) -> tuple[RetrievalModel, dict[str, Any], np.ndarray,
-                                                np.ndarray]:
-    """Load ``(model, manifest, user_ids, item_ids)`` from a folder written by ``save_artifact``."""
-    from slimrec.embeddings import METHODS
-    from slimrec.models import MODEL_CLASSES
+def load_artifact(folder: str | Path) -> Artifact:
+    """Load a folder written by ``save_artifact`` (format 2) or by an older slimrec (format 1)."""
+    import slimrec.tasks  # noqa: F401  (registers the tasks' models)
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    if manifest.get("model") not in MODEL_CLASSES:
-        raise ArtifactError(
-            f"{folder}: holds a {manifest.get('task', 'retrieval')} model "
-            f"{manifest.get('model')!r}, not a retrieval model ({', '.join(MODEL_CLASSES)}); "
-            "CTR models load with slimrec.serve.ctr_artifact.load_ctr_artifact.")
-    tensors = load_file(folder / WEIGHTS_FILE)
+    tensors = _tensors(folder / WEIGHTS_FILE)
     classes = _table_classes()
     tables = {}
     for name, info in manifest["tables"].items():
@@ -164,23 +196,17 @@ def load_artifact(folder: str | Path) -> tuple[RetrievalModel, dict[str, Any], n
                  if key.startswith(f"{name}.")}
         tables[name] = classes[info["class"]].from_state(
             config, info["num_embeddings"], info["embedding_dim"], state)
-    dense = {key: value for key, value in tensors.items()
-             if not any(key.startswith(f"{name}.") for name in tables)}
-    model = MODEL_CLASSES[manifest["model"]].from_artifact(tables, dense, manifest)
+    prefixes = tuple(f"{name}." for name in tables)
+    dense = {key: value for key, value in tensors.items() if not key.startswith(prefixes)}
+    cls = model_class(manifest["model"])
+    try:
+        model = cls.from_artifact(tables, dense, cls.parse_params(manifest["model_config"]),
+                                  manifest["model_info"])
+    except (RuntimeError, KeyError) as error:
+        raise ArtifactError(f"{folder}: the saved tensors do not fit the {manifest['model']} "
+                            f"model ({error}).") from None
     model.eval()
-    vocab = json.loads((folder / VOCAB_FILE).read_text())
-    return model, manifest, np.asarray(vocab["users"], dtype=str), np.asarray(vocab["items"],
-                                                                                dtype=str)
-
-
-def load_seen(folder: str | Path, manifest: dict[str, Any]) -> sp.csr_matrix | None:
-    """The users x items seen-items matrix saved with the model, or None when there is none.
-
-    ``manifest`` comes from ``read_manifest`` (which verified the file's checksum).
-    """
-    if SEEN_FILE not in manifest["files"]:
-        return None
-    state = load_file(Path(folder) / SEEN_FILE)
-    indptr, indices = state["indptr"].numpy(), state["indices"].numpy()
-    shape = (manifest["num_users"], manifest["num_items"])
-    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=shape)
+    vocab = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
+    extras = {name: _tensors(folder / name) for name in manifest["files"]
+              if name not in (WEIGHTS_FILE, VOCAB_FILE)}
+    return Artifact(model, manifest, vocab, extras, folder)

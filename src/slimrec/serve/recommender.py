@@ -30,7 +30,8 @@ import torch
 from slimrec.errors import ArtifactError, ConfigError
 from slimrec.eval.ranking import _mask_seen as mask_seen
 from slimrec.models.base import RetrievalModel
-from slimrec.serve.artifact import MANIFEST_FILE, load_artifact, load_seen
+from slimrec.serve.artifact import MANIFEST_FILE, load_artifact
+from slimrec.tasks.retrieval import SEEN_FILE, seen_matrix
 
 Fallback = Literal["none", "popular"]
 FALLBACKS = ("none", "popular")
@@ -71,9 +72,17 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load a model folder; checksums are verified and a foreign folder fails clearly."""
-        folder = Path(path)
-        model, manifest, user_ids, item_ids = load_artifact(folder)
-        return cls(model, manifest, user_ids, item_ids, load_seen(folder, manifest), folder)
+        artifact = load_artifact(path)
+        if artifact.task != "retrieval":
+            raise ArtifactError(f"{artifact.folder}: holds a {artifact.task} model "
+                                f"({artifact.manifest['model']}); top-k recommendation needs a "
+                                "retrieval model.")
+        user_ids = np.asarray(artifact.vocab["users"], dtype=str)
+        item_ids = np.asarray(artifact.vocab["items"], dtype=str)
+        seen = artifact.extras.get(SEEN_FILE)
+        if seen is not None:
+            seen = seen_matrix(seen, (len(user_ids), len(item_ids)))
+        return cls(artifact.model, artifact.manifest, user_ids, item_ids, seen, artifact.folder)
 
     @property
     def num_items(self) -> int:
@@ -151,8 +160,8 @@ class Recommender:
     def footprint(self) -> dict[str, int]:
         """Bytes of the model in memory (``memory_bytes()`` of what is served), of the
         seen-items matrix, and of each artifact file on disk."""
-        sizes = {"model_memory_bytes": int(self.manifest["memory_bytes"]),
-                 "seen_items_memory_bytes": int(self.manifest.get("seen_items_bytes", 0))}
+        sizes = {"model_memory_bytes": int(self.manifest["memory_bytes"]["model_total"]),
+                 "seen_items_memory_bytes": int(self.manifest["extra_bytes"].get(SEEN_FILE, 0))}
         if self.folder is not None:
             for name in (*self.manifest["files"], MANIFEST_FILE):
                 sizes[f"{name}_disk_bytes"] = os.path.getsize(self.folder / name)

@@ -7,16 +7,18 @@ each field uses, and whether several fields share one table, it receives ``Tenso
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from slimrec.config import FrozenConfig, parse_config
+from slimrec.config import FrozenConfig
 from slimrec.data.fields import FieldData
-from slimrec.embeddings.base import EmbeddingTable, state_bytes
+from slimrec.embeddings.base import EmbeddingTable
 from slimrec.errors import ConfigError
+from slimrec.models.base import RecModel
+from slimrec.models.layers import low_rank_layers, replace_with_low_rank
 
 
 @dataclass(frozen=True)
@@ -153,27 +155,14 @@ class FieldEmbeddings(nn.Module):
         return rows
 
 
-class MLP(nn.Sequential):
-    """``Linear -> ReLU -> Dropout`` per hidden size: ``Tensor[B, in] -> Tensor[B, hidden[-1]]``."""
-
-    def __init__(self, input_dim: int, hidden: Sequence[int], dropout: float) -> None:
-        layers: list[nn.Module] = []
-        for width in hidden:
-            layers += [nn.Linear(input_dim, width), nn.ReLU(), nn.Dropout(dropout)]
-            input_dim = width
-        super().__init__(*layers)
-        self.output_dim = input_dim
-
-
-class CTRModel(nn.Module):
+class CTRModel(RecModel):
     """Base of CTR models: ``forward(batch) -> logits [B]`` = ``head(embeddings(batch))``.
 
     Subclasses set ``name`` and ``config_class`` and implement ``head`` on the field embeddings
     ``Tensor[B, F, D]``. Everything outside ``self.embeddings`` is dense.
     """
 
-    name: ClassVar[str] = ""
-    config_class: ClassVar[type[FrozenConfig]] = FrozenConfig
+    task: ClassVar[str] = "ctr"
 
     def __init__(self, embeddings: FieldEmbeddings, config: FrozenConfig) -> None:
         super().__init__()
@@ -182,8 +171,7 @@ class CTRModel(nn.Module):
 
     @classmethod
     def from_params(cls, embeddings: FieldEmbeddings, params: Mapping[str, Any]) -> CTRModel:
-        return cls(embeddings, parse_config(cls.config_class, params,
-                                            where=cls.config_class.__name__))
+        return cls(embeddings, cls.parse_params(params))
 
     def head(self, embedded: Tensor) -> Tensor:
         raise NotImplementedError
@@ -191,17 +179,20 @@ class CTRModel(nn.Module):
     def forward(self, batch: CTRBatch) -> Tensor:
         return self.head(self.embeddings(batch))
 
-    def embedding_bytes(self) -> int:
-        return self.embeddings.memory_bytes()
+    def table_report(self) -> list[dict[str, Any]]:
+        return self.embeddings.describe()
 
-    def dense_state(self) -> dict[str, Tensor]:
-        """Parameters and buffers outside the embedding tables, by state-dict key."""
-        return {key: value for key, value in self.state_dict().items()
-                if not key.startswith("embeddings.")}
+    def artifact_info(self) -> dict[str, Any]:
+        return {"fields": [asdict(slot) for slot in self.embeddings.slots],
+                "dense_low_rank": low_rank_layers(self)}
 
-    def dense_bytes(self) -> int:
-        return state_bytes(self.dense_state())
-
-    def memory_bytes(self) -> int:
-        """Whole-model bytes at inference: embeddings (as served) plus the dense layers."""
-        return self.embedding_bytes() + self.dense_bytes()
+    @classmethod
+    def from_artifact(cls, tables: dict[str, EmbeddingTable], dense: dict[str, Tensor],
+                      config: FrozenConfig, info: Mapping[str, Any]) -> CTRModel:
+        prefix = "embeddings.tables."
+        embeddings = FieldEmbeddings([FieldSlot(**slot) for slot in info["fields"]],
+                                     {name[len(prefix):]: table for name, table in tables.items()})
+        model = cls(embeddings, config)
+        replace_with_low_rank(model, info["dense_low_rank"])
+        model.load_parts(tables, dense)
+        return model

@@ -10,7 +10,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig
-from slimrec.models.ctr.base import MLP, CTRModel, FieldEmbeddings
+from slimrec.models.base import register_model
+from slimrec.models.ctr.base import CTRModel, FieldEmbeddings
+from slimrec.models.layers import MLP
 
 
 class DCNv2Config(FrozenConfig):
@@ -31,6 +33,7 @@ class CrossLayer(nn.Module):
         return x0 * self.linear(x) + x
 
 
+@register_model
 class DCNv2(CTRModel):
     name = "dcnv2"
     config_class = DCNv2Config

@@ -13,7 +13,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig
-from slimrec.models.ctr.base import MLP, CTRModel, FieldEmbeddings
+from slimrec.models.base import register_model
+from slimrec.models.ctr.base import CTRModel, FieldEmbeddings
+from slimrec.models.layers import MLP
 
 
 class DLRMConfig(FrozenConfig):
@@ -21,6 +23,7 @@ class DLRMConfig(FrozenConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
+@register_model
 class DLRM(CTRModel):
     """logit = MLP([<e_i, e_j> for i < j] ‖ concat e_f)."""
 

@@ -6,7 +6,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig
-from slimrec.models.ctr.base import MLP, CTRModel, FieldEmbeddings
+from slimrec.models.base import register_model
+from slimrec.models.ctr.base import CTRModel, FieldEmbeddings
+from slimrec.models.layers import MLP
 
 
 class WideDeepConfig(FrozenConfig):
@@ -14,6 +16,7 @@ class WideDeepConfig(FrozenConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
+@register_model
 class WideDeep(CTRModel):
     """logit = Σ_f <e_f, w_f> + b  +  MLP(concat e_f).
 

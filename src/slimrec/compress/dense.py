@@ -14,66 +14,18 @@ then ``Linear(r, out)`` (``r·(in + out)`` weights), built from either
 
 ``compress_dense(model, ...)`` replaces, in forward order, every ``Linear`` outside the
 embedding tables whose factorised form is smaller; each layer is calibrated on the inputs it
-receives from the already-compressed layers before it.
+receives from the already-compressed layers before it. The model's ``forward`` must take a
+batch (CTR models do).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from slimrec.errors import ConfigError
-from slimrec.models.ctr.base import CTRBatch, CTRModel
-
-Method = Literal["output", "svd"]
-
-
-class LowRankLinear(nn.Module):
-    """``y = up(down(x))``: ``Tensor[..., in] -> Tensor[..., r] -> Tensor[..., out]``."""
-
-    def __init__(self, in_features: int, out_features: int, rank: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.down = nn.Linear(in_features, rank, bias=False)
-        self.up = nn.Linear(rank, out_features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.up(self.down(x))
-
-    @classmethod
-    @torch.no_grad()
-    def from_linear(cls, linear: nn.Linear, rank: int, method: Method = "output",
-                    inputs: Tensor | None = None) -> LowRankLinear:
-        """Factorise a trained layer. ``inputs``: calibration inputs ``[N, in]`` ("output")."""
-        out_features, in_features = linear.weight.shape
-        if not 1 <= rank <= min(in_features, out_features):
-            raise ConfigError(f"dense rank must be in [1, {min(in_features, out_features)}] for "
-                              f"a Linear({in_features}, {out_features}); got {rank}.")
-        weight = linear.weight.double()
-        bias = (linear.bias.double() if linear.bias is not None
-                else torch.zeros(out_features, dtype=torch.float64))
-        layer = cls(in_features, out_features, rank)
-        if method == "svd":
-            u, s, vh = torch.linalg.svd(weight, full_matrices=False)
-            root = s[:rank].sqrt()
-            down, up, up_bias = root[:, None] * vh[:rank], u[:, :rank] * root, bias
-        elif method == "output":
-            if inputs is None or len(inputs) < 2:
-                raise ConfigError("output-feature low rank needs calibration inputs (>= 2 rows).")
-            outputs = inputs.double() @ weight.T + bias
-            mean = outputs.mean(0)
-            centred = outputs - mean
-            _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
-            top = vectors[:, -rank:]
-            down, up, up_bias = top.T @ weight, top, mean + top @ (top.T @ (bias - mean))
-        else:
-            raise ConfigError(f"dense low-rank method must be 'output' or 'svd'; got {method!r}.")
-        layer.down.weight.copy_(down.float())
-        layer.up.weight.copy_(up.float())
-        layer.up.bias.copy_(up_bias.float())
-        return layer
+from slimrec.models.base import RecModel
+from slimrec.models.layers import LowRankLinear, Method, set_submodule
 
 
 def rank_for_ratio(in_features: int, out_features: int, ratio: float) -> int:
@@ -97,31 +49,14 @@ def parse_dense_rank(value: str | int) -> tuple[int | None, float | None]:
                       f"(e.g. 4x); got {value!r}.")
 
 
-def dense_linears(model: CTRModel) -> list[tuple[str, nn.Linear]]:
+def dense_linears(model: RecModel) -> list[tuple[str, nn.Linear]]:
     """``(path, layer)`` of every ``Linear`` outside the embedding tables, in definition order."""
+    prefixes = tuple(f"{name}." for name in model.tables())
     return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and not name.startswith("embeddings.")]
+            if isinstance(module, nn.Linear) and not name.startswith(prefixes)]
 
 
-def low_rank_layers(model: CTRModel) -> dict[str, int]:
-    """``{path: rank}`` of the model's ``LowRankLinear`` layers (saved in artifacts)."""
-    return {name: module.rank for name, module in model.named_modules()
-            if isinstance(module, LowRankLinear)}
-
-
-def _set(model: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, child = path.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
-def replace_with_low_rank(model: CTRModel, ranks: dict[str, int]) -> None:
-    """Give the layers at ``ranks``' paths the low-rank shape (untrained; to load a state)."""
-    for path, rank in ranks.items():
-        linear = model.get_submodule(path)
-        _set(model, path, LowRankLinear(linear.in_features, linear.out_features, rank))
-
-
-def _inputs_of(model: CTRModel, layer: nn.Module, batch: CTRBatch) -> Tensor:
+def _inputs_of(model: RecModel, layer: nn.Module, batch: object) -> Tensor:
     captured: list[Tensor] = []
     handle = layer.register_forward_pre_hook(lambda _, args: captured.append(args[0].detach()))
     try:
@@ -132,8 +67,8 @@ def _inputs_of(model: CTRModel, layer: nn.Module, batch: CTRBatch) -> Tensor:
     return torch.cat([x.reshape(-1, x.shape[-1]) for x in captured])
 
 
-def compress_dense(model: CTRModel, rank: int | None = None, ratio: float | None = None,
-                   method: Method = "output", calibration: CTRBatch | None = None
+def compress_dense(model: RecModel, rank: int | None = None, ratio: float | None = None,
+                   method: Method = "output", calibration: object | None = None
                    ) -> dict[str, int]:
     """Replace dense ``Linear`` layers by rank-r pairs in place; returns ``{path: rank}``.
 
@@ -156,7 +91,7 @@ def compress_dense(model: CTRModel, rank: int | None = None, ratio: float | None
         if layer_rank < 1 or pair_weights >= in_features * out_features:
             continue
         inputs = _inputs_of(model, linear, calibration) if method == "output" else None
-        _set(model, path, LowRankLinear.from_linear(linear, layer_rank, method, inputs))
+        set_submodule(model, path, LowRankLinear.from_linear(linear, layer_rank, method, inputs))
         replaced[path] = layer_rank
     model.train(was_training)
     return replaced

@@ -1,0 +1,47 @@
+"""``slimrec bench``: a sweep of models x methods x budgets x seeds, with its report."""
+
+from __future__ import annotations
+
+import argparse
+
+from slimrec.cli.output import command_line, split_list
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench", help="sweep models x methods x budgets x seeds; markdown + Pareto plot report")
+    add = parser.add_argument
+    add("--config", required=True, help="YAML sweep (see slimrec.bench.sweep)")
+    add("--out", help="results folder (overrides the config's out)")
+    add("--report-only", action="store_true",
+        help="only rewrite the report from the cells finished so far")
+    add("--extra", action="append", metavar="GLOB",
+        help="also report results files made elsewhere, e.g. "
+        "'benchmarks/results/gowalla_mf_*.json' (repeatable)")
+    add("--lock", help="file to lock around each cell (take turns with other heavy jobs), "
+        "e.g. /tmp/slimrec-bench.lock")
+    add("--methods", help="run only these of the config's methods, e.g. full,graph (the "
+        "report still covers every finished cell)")
+    add("--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show progress bars (default: the config's)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from slimrec.bench.report import load_results, write_report
+    from slimrec.bench.sweep import BenchConfig, finished_documents, run_bench
+    from slimrec.config import layered_config
+
+    bench = layered_config(BenchConfig, args.config,
+                           {"out": args.out, "progress": args.progress, "lock": args.lock})
+    methods = split_list(args.methods, "--methods")
+    if args.report_only:
+        documents = finished_documents(bench, only_methods=methods)
+    else:
+        documents = run_bench(bench, command=command_line(), only_methods=methods)
+    documents += load_results(args.extra or [])
+    paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
+                         title=f"{bench.dataset} ({bench.task})")
+    print(paths["report"].read_text())
+    print(f"wrote {paths['report']}, {paths['plot']}, {paths['pareto']}")
+    return 0
