@@ -26,15 +26,38 @@ class FrozenConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
+def _config_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The config class of the mapping at ``loc`` below ``cls`` (``cls`` if not a config)."""
+    found = cls
+    for part in loc:
+        field = found.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return cls
+        found = annotation
+    return found
+
+
+def _suggestions(cls: type[BaseModel]) -> list[str]:
+    """Keys a typo may have meant: ``cls``'s, then those of its nested configs (a run config
+    also takes its ``train`` keys at the top level)."""
+    names = list(cls.model_fields)
+    for field in cls.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names += [name for name in field.annotation.model_fields if name not in names]
+    return names
+
+
 def _explain(error: ValidationError, cls: type[BaseModel], where: str) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(root)"
         if item["type"] == "extra_forbidden":
-            guess = difflib.get_close_matches(str(item["loc"][-1]), cls.model_fields, n=1)
+            owner = _config_at(cls, tuple(item["loc"][:-1]))
+            guess = difflib.get_close_matches(str(item["loc"][-1]), _suggestions(owner), n=1)
             hint = f" Did you mean {guess[0]!r}?" if guess else ""
             lines.append(f"{where}: unknown key {key!r}.{hint} Known keys: "
-                         f"{', '.join(cls.model_fields)}.")
+                         f"{', '.join(owner.model_fields)}.")
         elif item["type"] == "value_error":
             # Our own validators' messages: already complete sentences naming the value.
             message = item["msg"].removeprefix("Value error, ").rstrip(".")

@@ -31,11 +31,12 @@ def test_train_writes_results_in_design_shape(run_dir):
 
 
 def test_artifact_round_trip(run_dir):
-    model, manifest, users, items = load_artifact(run_dir)
-    assert len(users) == 2000 and len(items) == 1500
-    scores = model.scorer()(torch.arange(3), None)
+    artifact = load_artifact(run_dir)
+    assert len(artifact.vocab["users"]) == 2000 and len(artifact.vocab["items"]) == 1500
+    scores = artifact.model.scorer()(torch.arange(3), None)
     assert scores.shape == (3, 1500)
-    assert manifest["memory_bytes"] == (2000 + 1500) * 8 * 4
+    assert artifact.manifest["task"] == "retrieval"
+    assert artifact.manifest["memory_bytes"]["model_total"] == (2000 + 1500) * 8 * 4
 
 
 def test_corrupt_artifact_fails_loudly(run_dir, tmp_path):
@@ -54,7 +55,7 @@ def test_corrupt_artifact_fails_loudly(run_dir, tmp_path):
 
 def test_config_file_with_flag_override(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("dataset: synthetic\ndim: 4\nepochs: 1\nprogress: false\n")
+    config.write_text("dataset: synthetic\ndim: 4\ntrain:\n  epochs: 1\nprogress: false\n")
     assert main(["train", "--config", str(config), "--dim", "6", "--out", str(tmp_path / "r")]) == 0
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     assert document["dim"] == 6 and document["timing"]["epochs"] == 1
@@ -64,7 +65,7 @@ def test_config_file_with_flag_override(tmp_path):
     (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--embedding", "ful"], "Did you mean 'full'"),
     (["--budget", "0.5"], "too small for method 'full'"),
-    (["--budget", "lots"], "budget must be"),
+    (["--budget", "lots"], "invalid budget 'lots'"),
     (["--lr", "-1"], "lr"),
     (["--dataset", "gowalla", "--data-dir", "/nonexistent"], "no such folder"),
 ])

@@ -196,6 +196,16 @@ def _by_data(grid: list[Cell], task: Task) -> Iterator[list[Cell]]:
         yield [cell for cell in grid if task.data_key(cell.config) == key]
 
 
+def _select(grid: list[Cell], bench: BenchConfig, only_methods: list[str] | None) -> list[Cell]:
+    if only_methods is None:
+        return grid
+    unknown = sorted(set(only_methods) - set(bench.methods))
+    if unknown:
+        raise ConfigError(f"--methods: {', '.join(unknown)} not in the sweep's methods "
+                          f"({', '.join(bench.methods)}).")
+    return [cell for cell in grid if cell.config.embedding in only_methods]
+
+
 def run_bench(bench: BenchConfig, command: str | None = None,
               only_methods: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell (only those of ``only_methods`` when given), then return the
@@ -203,19 +213,13 @@ def run_bench(bench: BenchConfig, command: str | None = None,
     command = command or " ".join(sys.argv)
     task = get_task(bench.task)
     whole = cells(bench)
-    grid = whole
-    if only_methods is not None:
-        unknown = sorted(set(only_methods) - set(bench.methods))
-        if unknown:
-            raise ConfigError(f"--methods: {', '.join(unknown)} not in the sweep's methods "
-                              f"({', '.join(bench.methods)}).")
-        grid = [cell for cell in whole if cell.config.embedding in only_methods]
+    grid = _select(whole, bench, only_methods)
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench cells",
                unit="cell", disable=not bench.progress)
     with bar:
         for group in _by_data(todo, task):
-            data = task.prepare(group[0].config)
+            data = task.load(group[0].config)
             for cell in group:
                 bar.set_postfix_str(cell.name)
                 with file_lock(bench.lock):
@@ -240,9 +244,11 @@ def describe(document: dict[str, Any], metric: str) -> str:
             f"train={document['timing']['train_seconds']:.0f}s")
 
 
-def finished_documents(bench: BenchConfig) -> list[dict[str, Any]]:
-    """Documents of the grid's cells that have finished (or were found infeasible)."""
-    return _finished(cells(bench), bench)
+def finished_documents(bench: BenchConfig,
+                       only_methods: list[str] | None = None) -> list[dict[str, Any]]:
+    """Documents of the grid's cells that have finished (or were found infeasible), only
+    those of ``only_methods`` when given."""
+    return _finished(_select(cells(bench), bench, only_methods), bench)
 
 
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:

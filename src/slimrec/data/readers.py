@@ -58,11 +58,33 @@ def open_text(path: str | Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+def _decode_block(path: Path, block: bytes, first_line: int) -> list[str]:
+    """Lines of a block of whole lines (the last one may lack its newline), decoded."""
+    nul = block.find(b"\x00")
+    if nul >= 0:
+        line = first_line + block.count(b"\n", 0, nul)
+        column = nul - (block.rfind(b"\n", 0, nul) + 1) + 1
+        raise DataError(f"{path} line {line}: contains a NUL byte (column {column}); expected "
+                        "UTF-8 text, not a binary file.")
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = first_line + block.count(b"\n", 0, error.start)
+        column = error.start - (block.rfind(b"\n", 0, error.start) + 1) + 1
+        raise DataError(f"{path} line {line}: byte {block[error.start]:#04x} at column {column} "
+                        "is not valid UTF-8; expected UTF-8 text.") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def iter_lines(path: str | Path, block_size: int = 1 << 20) -> Iterator[tuple[int, str]]:
     """``(1-based line number, text without the line ending)`` of a plain or ``.gz`` UTF-8 file.
 
     A NUL byte, invalid UTF-8, a truncated or corrupt gzip stream or an unreadable file raise
     ``DataError`` naming the file and the line. A UTF-8 byte-order mark on line 1 is dropped.
+    Lines end at ``\n`` (a trailing ``\r`` is dropped too).
     """
     path = Path(path)
     if not path.is_file():
@@ -71,22 +93,23 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     line_number = 0
     try:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                nul = raw.find(b"\x00")
-                if nul >= 0:
-                    raise DataError(
-                        f"{path} line {line_number}: contains a NUL byte (column {nul + 1}); "
-                        "expected UTF-8 text, not a binary file.")
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise DataError(
-                        f"{path} line {line_number}: byte {raw[error.start]:#04x} at column "
-                        f"{error.start + 1} is not valid UTF-8; expected UTF-8 text."
-                    ) from None
-                if line_number == 1:
-                    text = text.removeprefix("\ufeff")
-                yield line_number, text.rstrip("\r\n")
+            pending: list[bytes] = []  # pieces of a line longer than one block
+            while True:
+                block = handle.read(block_size)
+                cut = block.rfind(b"\n") + 1 if block else len(block)
+                if block and cut == 0:
+                    pending.append(block)
+                    continue
+                data = b"".join([*pending, block[:cut]])
+                pending = [block[cut:]]
+                if data:
+                    for offset, text in enumerate(_decode_block(path, data, line_number + 1)):
+                        if line_number + offset == 0:
+                            text = text.removeprefix("\ufeff")
+                        yield line_number + offset + 1, text.removesuffix("\r")
+                    line_number += data.count(b"\n") + (not data.endswith(b"\n"))
+                if not block:
+                    break
     except _GZIP_ERRORS as error:
         if compressed:
             raise DataError(
