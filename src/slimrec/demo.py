@@ -11,7 +11,7 @@ from pathlib import Path
 from slimrec.budget import format_bytes
 from slimrec.embeddings import METHODS
 from slimrec.io import atomic_write_text
-from slimrec.run import load_config, prepare, run
+from slimrec.spine import load_config, prepare, run
 from slimrec.tasks import RunConfig
 
 # The methods the demo compares, in display order, when they are registered.

@@ -26,7 +26,7 @@ from slimrec.config import deep_merge, parse_config
 from slimrec.embeddings import METHODS
 from slimrec.errors import BudgetError, ConfigError
 from slimrec.io import atomic_write_json
-from slimrec.run import build_model, prepare, run
+from slimrec.spine import build_model, prepare, run
 from slimrec.tasks import RunConfig, get_task
 from slimrec.train.loop import fit
 

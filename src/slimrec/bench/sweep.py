@@ -50,7 +50,7 @@ from slimrec.env import peak_rss_bytes
 from slimrec.errors import BudgetError, ConfigError
 from slimrec.io import atomic_write_json, file_lock
 from slimrec.models.base import model_class
-from slimrec.run import apply_threads, finish
+from slimrec.spine import apply_threads, finish
 from slimrec.tasks import RunConfig, Task, get_task
 from slimrec.train.loop import fit
 

@@ -28,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slimrec.graph.report import cluster_dataset
-    from slimrec.run import load_config, prepare
+    from slimrec.spine import load_config, prepare
 
     config = load_config(overrides={"task": "retrieval", "dataset": args.dataset,
                                     "data_dir": args.data_dir, "seed": args.seed,

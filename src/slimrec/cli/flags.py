@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from slimrec.config import read_config_file
 from slimrec.errors import ConfigError
-from slimrec.run import load_config
+from slimrec.spine import load_config
 from slimrec.tasks import TASKS, RunConfig
 
 NESTED = ("train",)

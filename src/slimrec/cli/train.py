@@ -25,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slimrec.run import run as run_config_
+    from slimrec.spine import run as run_config_
 
     config = run_config(args)
     document = run_config_(config, command=command_line())
