@@ -8,8 +8,10 @@ from slimrec.embeddings import EmbeddingSpec, build_embedding
 from slimrec.embeddings.dynamic_sparse import DynamicSparseTable, DynamicSparseTableConfig
 from slimrec.embeddings.storage import SparseTable, csr_bytes
 from slimrec.models import MF
+from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 BUDGET = EmbeddingSpec("dynamic_sparse", budget=0.25)
 
@@ -115,9 +117,9 @@ def test_training_decreases_loss_and_stays_within_budget(tiny_data):
     data = carve_validation(tiny_data, 0.1, seed=0)
     model = MF(build_embedding(BUDGET, data.num_users, 16, seed=0),
                build_embedding(BUDGET, data.num_items, 16, seed=1))
-    config = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3, patience=2, seed=0,
-                         progress=False)
-    losses = [record["loss"] for record in train_bpr(model, data, config).history]
+    config = RetrievalConfig(train=TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3,
+                                               patience=2), seed=0, progress=False)
+    losses = [record["loss"] for record in fit(model, data, config).history]
     assert losses[-1] < losses[0]
     for table in model.tables().values():
         assert table.memory_bytes() <= int(0.25 * table.full_fp32_bytes())

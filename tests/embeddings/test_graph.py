@@ -10,7 +10,8 @@ from slimrec.embeddings.graph import GraphTable, assign_rows
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES
 from slimrec.embeddings.sizing import index_dtype
 from slimrec.errors import BudgetError, ConfigError, DataError
-from slimrec.experiment import RunConfig, build_model
+from slimrec.spine import build_model
+from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
 
 METHODS = ["graph", "double_graph", "graph_popularity"]
@@ -139,7 +140,7 @@ def test_rebuilt_from_state_without_data(tiny_data, tmp_path):
 
 def test_model_tables_share_the_clustering(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("SLIMREC_CACHE_DIR", str(tmp_path))
-    model = build_model(RunConfig(embedding="graph", budget="0.1", dim=DIM), tiny_data)
+    model = build_model(RetrievalConfig(embedding="graph", budget="0.1", dim=DIM), tiny_data)
     user, item = model.user_table, model.item_table
     assert user.config.resolution == item.config.resolution
     assert len(list((tmp_path / "clusters").glob("search-*.json"))) == 1
@@ -163,8 +164,8 @@ def test_budget_too_small(tiny_data, tmp_path):
     stats = stats_for(tiny_data, "item", tmp_path)
     smallest = hand_bytes("graph", 200, 1)
     with pytest.raises(BudgetError, match=f"smallest reachable table takes {smallest} bytes"):
-        build_embedding(EmbeddingSpec("graph", budget=smallest - 1), 200, DIM, stats)
-    table = build_embedding(EmbeddingSpec("graph", budget=smallest), 200, DIM, stats)
+        build_embedding(EmbeddingSpec("graph", budget=f"{smallest - 1}B"), 200, DIM, stats)
+    table = build_embedding(EmbeddingSpec("graph", budget=f"{smallest}B"), 200, DIM, stats)
     assert table.num_rows == 1 and table.memory_bytes() == smallest
 
 

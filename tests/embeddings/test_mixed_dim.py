@@ -17,8 +17,10 @@ from slimrec.embeddings.mixed_dim import (
 )
 from slimrec.errors import BudgetError, ConfigError, DataError
 from slimrec.models import MF
+from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 
 def zipf_stats(n, seed=0):
@@ -103,9 +105,9 @@ def test_budget_below_the_smallest_table():
     # With 100 ids in 8 buckets, all-1 dims (8 projections of 1 x 16) is the smallest table.
     smallest = mixed_dim_bytes(bucket_sizes(100, 8), [1] * 8, 16)
     with pytest.raises(BudgetError, match=f"smallest reachable table takes {smallest} bytes"):
-        build_embedding(EmbeddingSpec("mixed_dim", budget=smallest - 1), 100, 16,
+        build_embedding(EmbeddingSpec("mixed_dim", budget=f"{smallest - 1}B"), 100, 16,
                         zipf_stats(100))
-    table = build_embedding(EmbeddingSpec("mixed_dim", budget=smallest), 100, 16,
+    table = build_embedding(EmbeddingSpec("mixed_dim", budget=f"{smallest}B"), 100, 16,
                             zipf_stats(100))
     assert table.memory_bytes() == smallest
 
@@ -137,9 +139,9 @@ def test_training_decreases_loss(tiny_data):
         build_embedding(spec, data.num_users, 16, TableStats(frequencies=data.user_frequencies())),
         build_embedding(spec, data.num_items, 16, TableStats(frequencies=data.item_frequencies()),
                         seed=1))
-    config = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3, patience=2, seed=0,
-                         progress=False)
-    losses = [record["loss"] for record in train_bpr(model, data, config).history]
+    config = RetrievalConfig(train=TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3,
+                                               patience=2), seed=0, progress=False)
+    losses = [record["loss"] for record in fit(model, data, config).history]
     assert losses[-1] < losses[0]
     assert model.embedding_bytes() <= 0.25 * model.full_embedding_bytes()
 

@@ -19,11 +19,13 @@ from slimrec.embeddings.quantized import (
 from slimrec.errors import BudgetError, ConfigError
 from slimrec.eval.ranking import evaluate_ranking
 from slimrec.models import MF
+from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
-TRAIN = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3, patience=2, seed=0,
-                    progress=False)
+TRAIN = RetrievalConfig(train=TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3,
+                                          patience=2), seed=0, progress=False)
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2, 1])
@@ -131,7 +133,7 @@ def test_qat_training_decreases_loss_and_serves_the_packed_table(tiny_data):
     spec = EmbeddingSpec("quantized", budget=0.25)
     model = MF(build_embedding(spec, data.num_users, 16, seed=0),
                build_embedding(spec, data.num_items, 16, seed=1))
-    losses = [record["loss"] for record in train_bpr(model, data, TRAIN).history]
+    losses = [record["loss"] for record in fit(model, data, TRAIN).history]
     assert losses[-1] < losses[0]
     for table in model.tables().values():
         assert table.config.bits == 4
@@ -142,7 +144,7 @@ def test_int8_post_training_keeps_the_ranking_quality(tiny_data):
     data = carve_validation(tiny_data, 0.1, seed=0)
     model = MF(build_embedding("full", data.num_users, 16, seed=0),
                build_embedding("full", data.num_items, 16, seed=1))
-    train_bpr(model, data, TRAIN)
+    fit(model, data, TRAIN)
     before = evaluate_ranking(model.scorer(), data, "test").metrics["ndcg@20"]
     packed = MF(*(QuantizedTableConfig.from_trained(table, None, {"bits": 8})
                   for table in (model.user_table, model.item_table)))

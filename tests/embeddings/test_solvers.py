@@ -96,7 +96,7 @@ def test_budget_just_above_the_minimum(method, params, n, d):
 def test_built_table_takes_exactly_the_solved_bytes(method, params, n, d, fraction, seed):
     frequencies = np.random.default_rng(seed).zipf(1.7, n)
     stats = TableStats(frequencies=frequencies)
-    spec = EmbeddingSpec(method, params, budget=max(1, int(fraction * n * d * 4)))
+    spec = EmbeddingSpec(method, params, budget=f"{max(1, int(fraction * n * d * 4))}B")
     try:
         config = resolve_config(spec, n, d, stats)
     except BudgetError:

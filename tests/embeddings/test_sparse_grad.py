@@ -6,8 +6,10 @@ import torch
 from slimrec.data.splits import carve_validation
 from slimrec.embeddings import METHODS, EmbeddingSpec, TableStats, build_embedding
 from slimrec.models import MF
+from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 SPARSE = sorted(name for name, config in METHODS.items() if "sparse_grad" in config.model_fields)
 
@@ -36,7 +38,7 @@ def test_training_with_lazy_adam_decreases_loss(method, tiny_data):
         build_embedding(spec, data.num_users, 16, TableStats(frequencies=data.user_frequencies())),
         build_embedding(spec, data.num_items, 16, TableStats(frequencies=data.item_frequencies()),
                         seed=1))
-    config = TrainConfig(epochs=4, batch_size=256, lr=5e-3, eval_every=2, patience=2, seed=0,
-                         progress=False)
-    losses = [record["loss"] for record in train_bpr(model, data, config).history]
+    config = RetrievalConfig(train=TrainConfig(epochs=4, batch_size=256, lr=5e-3, eval_every=2,
+                                               patience=2), seed=0, progress=False)
+    losses = [record["loss"] for record in fit(model, data, config).history]
     assert losses[-1] < losses[0]

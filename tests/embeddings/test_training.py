@@ -6,7 +6,9 @@ import torch
 
 from slimrec.embeddings import EmbeddingSpec, TableStats, build_embedding
 from slimrec.models import MF
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.tasks import RetrievalConfig
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 METHODS = ["hash", "double_hash", "frequency_hash", "double_frequency", "qr", "lowrank", "svd",
            "tt"]
@@ -50,6 +52,7 @@ def test_mf_bpr_loss_decreases(method, tiny_data):
     spec = EmbeddingSpec(method, budget=0.25)
     model = MF(build_embedding(spec, tiny_data.num_users, 16, stats_for(tiny_data, "user"), 0),
                build_embedding(spec, tiny_data.num_items, 16, stats_for(tiny_data, "item"), 1))
-    config = TrainConfig(epochs=4, batch_size=256, lr=1e-2, seed=0, progress=False)
-    losses = [record["loss"] for record in train_bpr(model, tiny_data, config).history]
+    config = RetrievalConfig(train=TrainConfig(epochs=4, batch_size=256, lr=1e-2), seed=0,
+                             progress=False)
+    losses = [record["loss"] for record in fit(model, tiny_data, config).history]
     assert losses[-1] < losses[0] - 0.02, losses

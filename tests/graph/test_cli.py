@@ -41,7 +41,8 @@ def test_train_with_graph_tables_and_reload(tmp_path):
     assert document["memory_bytes"]["embeddings"] <= 0.1 * (2000 + 1500) * 8 * 4
     params = document["embedding"]["params"]
     assert params["user_table"]["resolution"] == params["item_table"]["resolution"]
-    model, manifest, _, _ = load_artifact(out)
-    assert manifest["memory_bytes"] == document["memory_bytes"]["model_total"]
+    artifact = load_artifact(out)
+    model, manifest = artifact.model, artifact.manifest
+    assert manifest["memory_bytes"]["model_total"] == document["memory_bytes"]["model_total"]
     scores = model.scorer()(torch.arange(5), None)
     assert scores.shape == (5, 1500) and torch.isfinite(scores).all()

@@ -9,11 +9,13 @@ from slimrec.data.splits import carve_validation
 from slimrec.embeddings import EmbeddingSpec, TableStats, build_embedding
 from slimrec.errors import ConfigError
 from slimrec.eval.ranking import evaluate_ranking
-from slimrec.experiment import RunConfig, build_model
 from slimrec.models import MF, LightGCN
 from slimrec.models.lightgcn import LightGCNConfig, _SymmetricSpMM, normalized_adjacency
 from slimrec.serve.artifact import load_artifact, save_artifact
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.spine import build_model
+from slimrec.tasks import RetrievalConfig
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 # 3 users x 4 items; item 3 has no interaction (an isolated node).
 TINY = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 0]], dtype=np.float32))
@@ -95,8 +97,8 @@ def test_loss_decreases_and_learns(tiny_data):
     data = carve_validation(tiny_data, 0.1, seed=0)
     model = LightGCN(*tables(data.num_users, data.num_items, dim=16), data.train)
     before = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
-    result = train_bpr(model, data, TrainConfig(epochs=6, batch_size=512, lr=5e-3,
-                                                eval_every=3, progress=False))
+    result = fit(model, data, RetrievalConfig(
+        train=TrainConfig(epochs=6, batch_size=512, lr=5e-3, eval_every=3), progress=False))
     losses = [record["loss"] for record in result.history]
     assert losses[-1] < losses[0]
     assert evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"] > 2 * before
@@ -107,16 +109,18 @@ def test_compressed_ego_tables_train(tiny_data):
     user_table = build_embedding(spec, tiny_data.num_users, 8, TableStats("user"), seed=0)
     item_table = build_embedding(spec, tiny_data.num_items, 8, TableStats("item"), seed=1)
     model = LightGCN(user_table, item_table, tiny_data.train)
-    train_bpr(model, tiny_data, TrainConfig(epochs=1, batch_size=1024, progress=False))
+    fit(model, tiny_data, RetrievalConfig(train=TrainConfig(epochs=1, batch_size=1024),
+                                          progress=False))
     assert model.embedding_bytes() <= 0.25 * model.full_embedding_bytes()
 
 
 def test_artifact_holds_propagated_vectors_not_graph(tiny_data, tmp_path):
     model = LightGCN(*tables(tiny_data.num_users, tiny_data.num_items), tiny_data.train)
-    manifest = save_artifact(tmp_path, model, {}, tiny_data.user_ids, tiny_data.item_ids)
-    assert manifest["model"] == "MF" and manifest["trained_model"] == "LightGCN"
+    manifest = save_artifact(tmp_path, model, {"users": tiny_data.user_ids.tolist(),
+                                                "items": tiny_data.item_ids.tolist()})
+    assert manifest["model"] == "mf" and manifest["trained_model"] == "lightgcn"
     assert not any(key.startswith("graph") for key in manifest["tensor_bytes"])
-    loaded, *_ = load_artifact(tmp_path)
+    loaded = load_artifact(tmp_path).model
     users = torch.arange(20)
     torch.testing.assert_close(loaded.scorer()(users, None), model.scorer()(users, None))
 
@@ -126,20 +130,21 @@ def test_keep_graph_artifact_stores_ego_tables_and_graph(tiny_data, tmp_path):
     model = LightGCN(build_embedding(spec, tiny_data.num_users, 8, seed=0),
                      build_embedding(spec, tiny_data.num_items, 8, seed=1),
                      tiny_data.train, LightGCNConfig(keep_graph=True))
-    manifest = save_artifact(tmp_path, model, {}, tiny_data.user_ids, tiny_data.item_ids)
+    manifest = save_artifact(tmp_path, model, {"users": tiny_data.user_ids.tolist(),
+                                                "items": tiny_data.item_ids.tolist()})
     graph_bytes = 4 * (tiny_data.num_users + 1 + tiny_data.train.nnz)
-    assert manifest["model"] == "LightGCN"
-    assert manifest["memory_bytes"] == model.embedding_bytes() + graph_bytes
-    loaded, *_ = load_artifact(tmp_path)
+    assert manifest["model"] == "lightgcn"
+    assert manifest["memory_bytes"]["model_total"] == model.embedding_bytes() + graph_bytes
+    loaded = load_artifact(tmp_path).model
     users = torch.arange(20)
     torch.testing.assert_close(loaded.scorer()(users, None), model.scorer()(users, None))
 
 
 def test_build_model_from_run_config(tiny_data):
-    config = RunConfig(model="lightgcn", model_params={"num_layers": 2}, dim=8)
+    config = RetrievalConfig(model="lightgcn", model_params={"num_layers": 2}, dim=8)
     model = build_model(config, tiny_data)
     assert isinstance(model, LightGCN) and model.config.num_layers == 2
-    with pytest.raises(ConfigError, match="LightGCN model_params"):
+    with pytest.raises(ConfigError, match="lightgcn model_params"):
         build_model(config.model_copy(update={"model_params": {"layers": 2}}), tiny_data)
 
 
@@ -156,11 +161,11 @@ def test_cli_train_with_model_params(tmp_path, capsys):
     args = ["train", "--model", "lightgcn", "--dim", "4", "--epochs", "1", "--no-progress",
             "--out", str(tmp_path)]
     assert main([*args, "--model-param", "num_layers=1"]) == 0
-    assert '"trained_model": "LightGCN"' in (tmp_path / "manifest.json").read_text()
+    assert '"trained_model": "lightgcn"' in (tmp_path / "manifest.json").read_text()
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model_params"] == {"num_layers": 1, "keep_graph": False}
     assert main([*args, "--model-param", "num_layers"]) == 2
     assert "--model-param expects KEY=VALUE" in capsys.readouterr().err
     assert main([*args, "--model-param", "depth=2"]) == 2
     err = capsys.readouterr().err
-    assert "LightGCN model_params: unknown key 'depth'" in err and "Traceback" not in err
+    assert "lightgcn model_params: unknown key 'depth'" in err and "Traceback" not in err

@@ -8,7 +8,9 @@ from slimrec.eval.ranking import evaluate_ranking
 from slimrec.models import NeuMF
 from slimrec.models.neumf import NeuMFConfig
 from slimrec.serve.artifact import load_artifact, save_artifact
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.tasks import RetrievalConfig
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 
 def make_model(data, dim=16, **params):
@@ -64,8 +66,8 @@ def test_loss_decreases_and_learns(tiny_data):
     data = carve_validation(tiny_data, 0.1, seed=0)
     model = make_model(data)
     before = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
-    result = train_bpr(model, data, TrainConfig(epochs=8, batch_size=256, lr=5e-3,
-                                                eval_every=4, progress=False))
+    result = fit(model, data, RetrievalConfig(
+        train=TrainConfig(epochs=8, batch_size=256, lr=5e-3, eval_every=4), progress=False))
     losses = [record["loss"] for record in result.history]
     assert losses[-1] < losses[0]
     assert evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"] > 1.5 * before
@@ -73,8 +75,9 @@ def test_loss_decreases_and_learns(tiny_data):
 
 def test_artifact_round_trip(tiny_data, tmp_path):
     model = make_model(tiny_data, hidden=[8, 4], gmf_dim=6)
-    manifest = save_artifact(tmp_path, model, {}, tiny_data.user_ids, tiny_data.item_ids)
+    manifest = save_artifact(tmp_path, model, {"users": tiny_data.user_ids.tolist(),
+                                                "items": tiny_data.item_ids.tolist()})
     assert manifest["model_config"] == {"gmf_dim": 6, "hidden": [8, 4]}
-    loaded, *_ = load_artifact(tmp_path)
+    loaded = load_artifact(tmp_path).model
     users = torch.arange(5)
     torch.testing.assert_close(loaded.scorer()(users, None), model.scorer()(users, None))

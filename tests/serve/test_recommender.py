@@ -11,14 +11,15 @@ import torch
 from slimrec.cli import main
 from slimrec.data.splits import carve_validation
 from slimrec.errors import ArtifactError, ConfigError
-from slimrec.experiment import RunConfig, run_retrieval
 from slimrec.serve.recommender import Recommender, read_user_ids, recommendations_csv
+from slimrec.spine import run
+from slimrec.tasks import RetrievalConfig
 
 
 def train_run(data, out, **settings):
-    config = RunConfig(dim=8, epochs=2, batch_size=512, lr=5e-3, eval_every=1, progress=False,
-                       out=str(out), **settings)
-    return run_retrieval(config, command="test", data=data)
+    config = RetrievalConfig(dim=8, epochs=2, batch_size=512, lr=5e-3, eval_every=1,
+                             progress=False, out=str(out), **settings)
+    return run(config, command="test", data=data)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,8 @@ def test_footprint_disk_close_to_memory(run_dir, data):
     # int16 item ids (200 items) and int16 row pointers (nnz < 32768)
     assert sizes["seen_items_memory_bytes"] == 2 * (seen.nnz + data.num_users + 1)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["memory_bytes"]["seen_items"] == sizes["seen_items_memory_bytes"]
+    assert (results["memory_bytes"]["extra_files"]["seen.safetensors"]
+            == sizes["seen_items_memory_bytes"])
     assert results["memory_bytes"]["inference"] == memory
 
 
@@ -109,21 +111,23 @@ def test_corrupt_or_foreign_folder_fails_clearly(run_dir, tmp_path):
         Recommender.load(copy)
     shutil.copy(run_dir / "seen.safetensors", copy / "seen.safetensors")
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps({**manifest, "model": "DeepFM",
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "model": "deepfm",
                                                     "task": "ctr"}))
-    with pytest.raises(ArtifactError, match="holds a ctr model 'DeepFM', not a retrieval"):
+    with pytest.raises(ArtifactError,
+                       match=r"holds a ctr model \(deepfm\); this needs a retrieval model"):
         Recommender.load(copy)
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "manifest.json").write_text('{"format": "other/2"}')
-    with pytest.raises(ArtifactError, match="not a slimrec-artifact/1 manifest"):
+    with pytest.raises(ArtifactError, match="not a SlimRec manifest"):
         Recommender.load(tmp_path / "foreign")
 
 
 def test_lightgcn_run_serves_propagated_vectors(data, tmp_path):
     document = train_run(data, tmp_path, model="lightgcn", model_params={"num_layers": 2})
     recommender = Recommender.load(tmp_path)
-    assert recommender.manifest["trained_model"] == "LightGCN"
-    assert document["memory_bytes"]["inference"] == recommender.manifest["memory_bytes"]
+    assert recommender.manifest["trained_model"] == "lightgcn"
+    assert (document["memory_bytes"]["inference"]
+            == recommender.manifest["memory_bytes"]["model_total"])
     assert len(recommender.recommend(["1"], k=3)[0].items) == 3
 
 

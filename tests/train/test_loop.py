@@ -6,7 +6,9 @@ from slimrec.data.splits import carve_validation
 from slimrec.embeddings import build_embedding
 from slimrec.eval.ranking import evaluate_ranking
 from slimrec.models import MF
-from slimrec.train.loop import TrainConfig, train_bpr
+from slimrec.tasks import RetrievalConfig
+from slimrec.train.config import TrainConfig
+from slimrec.train.loop import fit
 
 
 def make_model(data, seed=0, dim=16):
@@ -14,8 +16,13 @@ def make_model(data, seed=0, dim=16):
               build_embedding("full", data.num_items, dim, seed=seed + 1))
 
 
-CONFIG = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=2, patience=2, seed=1,
-                     progress=False)
+TRAIN = TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=2, patience=2)
+CONFIG = RetrievalConfig(train=TRAIN, seed=1, progress=False)
+
+
+def with_train(**update):
+    """CONFIG with some training settings changed (validated like any config)."""
+    return CONFIG.model_copy(update={"train": TrainConfig(**{**TRAIN.model_dump(), **update})})
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +33,7 @@ def data(tiny_data):
 def test_loss_decreases_and_model_learns(data):
     model = make_model(data)
     before = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
-    result = train_bpr(model, data, CONFIG)
+    result = fit(model, data, CONFIG)
     losses = [record["loss"] for record in result.history]
     assert losses[-1] < losses[0]
     after = evaluate_ranking(model.scorer(), data, "test").metrics["recall@20"]
@@ -35,8 +42,8 @@ def test_loss_decreases_and_model_learns(data):
 
 def test_same_seed_same_metrics(data):
     first, second = make_model(data), make_model(data)
-    train_bpr(first, data, CONFIG)
-    train_bpr(second, data, CONFIG)
+    fit(first, data, CONFIG)
+    fit(second, data, CONFIG)
     a = evaluate_ranking(first.scorer(), data).metrics
     b = evaluate_ranking(second.scorer(), data).metrics
     assert a == b
@@ -44,8 +51,8 @@ def test_same_seed_same_metrics(data):
 
 def test_best_checkpoint_is_restored(data):
     model = make_model(data)
-    config = CONFIG.model_copy(update={"epochs": 8, "eval_every": 1, "patience": 8})
-    result = train_bpr(model, data, config)
+    config = with_train(epochs=8, eval_every=1, patience=8)
+    result = fit(model, data, config)
     best = max(r["val_recall@20"] for r in result.history)
     assert result.best_score == best
     restored = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
@@ -54,11 +61,10 @@ def test_best_checkpoint_is_restored(data):
 
 def test_eval_before_lets_the_starting_model_win(data):
     model = make_model(data)
-    train_bpr(model, data, CONFIG)
+    fit(model, data, CONFIG)
     start = evaluate_ranking(model.scorer(), data, "val", metrics=("recall",)).metrics
-    config = CONFIG.model_copy(update={"epochs": 3, "eval_every": 1, "patience": 3,
-                                       "eval_before": True})
-    result = train_bpr(model, data, config)
+    config = with_train(epochs=3, eval_every=1, patience=3, eval_before=True)
+    result = fit(model, data, config)
     assert result.history[0] == {"epoch": 0, "val_recall@20": start["recall@20"]}
     scores = [r["val_recall@20"] for r in result.history if "val_recall@20" in r]
     assert result.best_score == max(scores) >= start["recall@20"]
@@ -68,34 +74,31 @@ def test_eval_before_lets_the_starting_model_win(data):
 
 def test_eval_before_restores_the_start_when_no_epoch_beats_it(data):
     model = make_model(data)
-    train_bpr(model, data, CONFIG)
+    fit(model, data, CONFIG)
     trained = {key: value.clone() for key, value in model.state_dict().items()}
     # A vanishing lr cannot beat the start (ties keep the earlier model): epoch 0 is restored.
-    config = CONFIG.model_copy(update={"lr": 1e-30, "epochs": 2, "eval_every": 1,
-                                       "eval_before": True})
-    assert train_bpr(model, data, config).best_epoch == 0
+    config = with_train(lr=1e-30, epochs=2, eval_every=1, eval_before=True)
+    assert fit(model, data, config).best_epoch == 0
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained[key]), key
 
 
 def test_resume_reproduces_uninterrupted_run(data, tmp_path):
     uninterrupted = make_model(data)
-    train_bpr(uninterrupted, data, CONFIG)
+    fit(uninterrupted, data, CONFIG)
     resumed = make_model(data)
     checkpoint = tmp_path / "ckpt.pt"
-    train_bpr(resumed, data, CONFIG.model_copy(update={"epochs": 3}), checkpoint=checkpoint)
+    fit(resumed, data, with_train(epochs=3), checkpoint=checkpoint)
     resumed = make_model(data)
-    train_bpr(resumed, data, CONFIG, checkpoint=checkpoint)
+    fit(resumed, data, CONFIG, checkpoint=checkpoint)
     for key, value in uninterrupted.state_dict().items():
         assert np.allclose(value.numpy(), resumed.state_dict()[key].numpy()), key
 
 
 def test_step_decay_after_a_milestone(data):
     one_epoch, decayed = make_model(data), make_model(data)
-    base = CONFIG.model_copy(update={"eval_every": 10})
-    train_bpr(one_epoch, data, base.model_copy(update={"epochs": 1}))
+    fit(one_epoch, data, with_train(eval_every=10, epochs=1))
     # After epoch 1 the lr drops to ~0: the second epoch leaves the weights where they were.
-    train_bpr(decayed, data, base.model_copy(update={"epochs": 2, "lr_milestones": (1,),
-                                                      "lr_gamma": 1e-30}))
+    fit(decayed, data, with_train(eval_every=10, epochs=2, lr_milestones=(1,), lr_gamma=1e-30))
     for key, value in decayed.state_dict().items():
         assert torch.allclose(value, one_epoch.state_dict()[key], atol=1e-20), key

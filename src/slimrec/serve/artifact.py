@@ -31,7 +31,7 @@ from slimrec import __version__
 from slimrec.config import parse_config
 from slimrec.embeddings import METHODS
 from slimrec.embeddings.base import EmbeddingTable, state_bytes
-from slimrec.errors import ArtifactError
+from slimrec.errors import ArtifactError, SlimRecError
 from slimrec.io import atomic_write_bytes, atomic_write_json
 from slimrec.models.base import RecModel, model_class
 
@@ -181,13 +181,8 @@ def _table_classes() -> dict[str, type[EmbeddingTable]]:
     return found
 
 
-def load_artifact(folder: str | Path) -> Artifact:
-    """Load a folder written by ``save_artifact`` (format 2) or by an older slimrec (format 1)."""
-    import slimrec.tasks  # noqa: F401  (registers the tasks' models)
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    tensors = _tensors(folder / WEIGHTS_FILE)
+def _rebuild(manifest: dict[str, Any], tensors: dict[str, Tensor]) -> RecModel:
+    """The model (eval mode) from its manifest and saved tensors."""
     classes = _table_classes()
     tables = {}
     for name, info in manifest["tables"].items():
@@ -199,13 +194,29 @@ def load_artifact(folder: str | Path) -> Artifact:
     prefixes = tuple(f"{name}." for name in tables)
     dense = {key: value for key, value in tensors.items() if not key.startswith(prefixes)}
     cls = model_class(manifest["model"])
+    model = cls.from_artifact(tables, dense, cls.parse_params(manifest["model_config"]),
+                              manifest["model_info"])
+    return model.eval()
+
+
+def load_artifact(folder: str | Path, task: str | None = None) -> Artifact:
+    """Load a folder written by ``save_artifact`` (format 2) or by an older slimrec (format 1).
+
+    With ``task``, a folder holding another task's model fails before anything is rebuilt.
+    """
+    import slimrec.tasks  # noqa: F401  (registers the tasks' models)
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if task is not None and manifest["task"] != task:
+        raise ArtifactError(f"{folder}: holds a {manifest['task']} model ({manifest['model']});"
+                            f" this needs a {task} model.")
+    tensors = _tensors(folder / WEIGHTS_FILE)
     try:
-        model = cls.from_artifact(tables, dense, cls.parse_params(manifest["model_config"]),
-                                  manifest["model_info"])
-    except (RuntimeError, KeyError) as error:
-        raise ArtifactError(f"{folder}: the saved tensors do not fit the {manifest['model']} "
-                            f"model ({error}).") from None
-    model.eval()
+        model = _rebuild(manifest, tensors)
+    except (RuntimeError, KeyError, ValueError, SlimRecError) as error:
+        raise ArtifactError(f"{folder}: the saved model cannot be rebuilt by this slimrec "
+                            f"({type(error).__name__}: {error}).") from None
     vocab = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
     extras = {name: _tensors(folder / name) for name in manifest["files"]
               if name not in (WEIGHTS_FILE, VOCAB_FILE)}

@@ -72,11 +72,7 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load a model folder; checksums are verified and a foreign folder fails clearly."""
-        artifact = load_artifact(path)
-        if artifact.task != "retrieval":
-            raise ArtifactError(f"{artifact.folder}: holds a {artifact.task} model "
-                                f"({artifact.manifest['model']}); top-k recommendation needs a "
-                                "retrieval model.")
+        artifact = load_artifact(path, task="retrieval")
         user_ids = np.asarray(artifact.vocab["users"], dtype=str)
         item_ids = np.asarray(artifact.vocab["items"], dtype=str)
         seen = artifact.extras.get(SEEN_FILE)
