@@ -8,7 +8,9 @@ Measures, on Gowalla's train split (29,858 users x 40,981 items, 810,128 edges):
   igraph graph, clustering, renumbering; the median of ``--repeats`` runs, plus the single-run
   time of the other algorithm/objective pairs at the same resolution;
 - the full budget search (``search_resolution``) for the model tables at 16/10/5% of the dim-64
-  fp32 bytes, cold (empty cache) and warm (second table / rerun: answered from the cache);
+  fp32 bytes (each table at that fraction of its own bytes, as the allocator shares out a
+  fractional budget of both), cold (empty cache) and warm (second table / rerun: answered from
+  the cache);
 - cluster statistics (counts, size distribution, modularities, coverage) of each clustering.
 
 Writes ``benchmarks/results/clustering_gowalla.json``.
@@ -25,7 +27,7 @@ from pathlib import Path
 from common import RESULTS
 from slimrec.data.registry import load_dataset
 from slimrec.embeddings import EmbeddingSpec, TableStats, resolve_config
-from slimrec.experiment import environment
+from slimrec.env import environment
 from slimrec.graph import BipartiteGraph, cluster_statistics, search_resolution
 from slimrec.io import atomic_write_json
 

@@ -3,7 +3,8 @@
     flock /tmp/slimrec-bench.lock python benchmarks/compression_gowalla.py --data-dir ../shared/data
 
 Every method trains from scratch under the shared protocol (``protocol.GOWALLA_MF``) with the
-budget applied to each table (users and items), except ``svd``, which is post-training: it
+budget a fraction of the user and item tables' fp32 bytes (each table gets the same fraction of
+its own bytes), except ``svd``, which is post-training: it
 compresses this sweep's full-table run (``gowalla_mf_full_full``, the cell every Gowalla sweep
 shares; trained here first if its artifact is missing) by truncated SVD, once as is and once
 fine-tuned with the protocol's settings
@@ -16,20 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from common import RESULTS, RUNS, cell_name, run_cell
+from common import RESULTS, RUNS, cell_name, command, retrieval_config, run_cell, updated
 from protocol import GOWALLA_MF
 from slimrec.compress import compress_run
-from slimrec.experiment import RunConfig, peak_rss_bytes
+from slimrec.env import peak_rss_bytes
 from slimrec.io import atomic_write_json
+from slimrec.tasks import RetrievalConfig
 
 TRAINED = ("hash", "double_hash", "frequency_hash", "double_frequency", "qr", "lowrank", "tt")
 BUDGETS = ("0.25", "0.1", "0.05")
 FINETUNED = "svd-finetune"
 
 
-def svd_cell(full: RunConfig, budget: str, finetune_epochs: int, force: bool) -> dict:
+def svd_cell(full: RetrievalConfig, budget: str, finetune_epochs: int, force: bool) -> dict:
     """Compress the full-table run by truncated SVD (then fine-tune if asked) and record it."""
     method = FINETUNED if finetune_epochs else "svd"
     name = f"{full.dataset}_{full.model}_{method}_{budget}"
@@ -43,7 +44,7 @@ def svd_cell(full: RunConfig, budget: str, finetune_epochs: int, force: bool) ->
     document = compress_run(full_dir, "svd", budget, out=RUNS / name,
                             finetune_epochs=finetune_epochs,
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
-                            command=" ".join(["python", *sys.argv]))
+                            command=command())
     document["peak_rss_bytes"] = peak_rss_bytes()
     document["bench"] = {"method": method, "budget": budget}  # the report's label
     atomic_write_json(path, document)
@@ -83,13 +84,13 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun cells whose results exist")
     args = parser.parse_args()
 
-    full = RunConfig(**{**GOWALLA_MF, "data_dir": args.data_dir})
+    full = retrieval_config(GOWALLA_MF, data_dir=args.data_dir)
     full_document = run_cell(full)
     documents = []
     for budget in args.budgets:
         for method in args.methods:
             if method in TRAINED:
-                config = full.model_copy(update={"embedding": method, "budget": budget})
+                config = updated(full, embedding=method, budget=budget)
                 documents.append(run_cell(config, force=args.force))
             else:
                 epochs = args.finetune_epochs if method == FINETUNED else 0

@@ -3,7 +3,8 @@
     flock /tmp/slimrec-bench.lock python benchmarks/compression_gowalla_sparse.py \\
         --data-dir ../shared/data
 
-Budgets of 25%, 10% and 5% of each table's full fp32 bytes (users and items alike). Every method
+Budgets of 25%, 10% and 5% of the user and item tables' full fp32 bytes (each table gets the
+same fraction of its own bytes). Every method
 trains from scratch under the shared protocol (``protocol.GOWALLA_MF``): ``pruned`` (PEP soft
 thresholds, exported as CSR), ``dynamic_sparse`` (fixed-density prune-and-regrow, CSR),
 ``mixed_dim`` (frequency-bucketed dims with projections) and ``quantized`` (quantization-aware
@@ -19,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from common import RESULTS, RUNS, cell_name, run_cell
+from common import RESULTS, RUNS, cell_name, command, retrieval_config, run_cell, updated
 from compression_gowalla import summary
 from protocol import GOWALLA_MF
 from slimrec.compress import compress_run
-from slimrec.experiment import RunConfig, peak_rss_bytes
+from slimrec.env import peak_rss_bytes
 from slimrec.io import atomic_write_json
+from slimrec.tasks import RetrievalConfig
 
 TRAINED = ("pruned", "dynamic_sparse", "mixed_dim", "quantized")
 POST_TRAINING = "quantized-ptq"
@@ -38,7 +39,7 @@ BUDGETS = ("0.25", "0.1", "0.05")
 PARAMS = {"pruned": {"prune_steps": 1790}, "dynamic_sparse": {"decay_steps": 2685}}
 
 
-def ptq_cell(full: RunConfig, budget: str, force: bool) -> dict:
+def ptq_cell(full: RetrievalConfig, budget: str, force: bool) -> dict:
     """Quantize the full-table run after training (bits solved from the budget) and record it."""
     name = f"{full.dataset}_{full.model}_{POST_TRAINING}_{budget}"
     path = RESULTS / f"{name}.json"
@@ -50,7 +51,7 @@ def ptq_cell(full: RunConfig, budget: str, force: bool) -> dict:
         run_cell(full, force=True)  # the committed result may exist without its artifact
     document = compress_run(full_dir, "quantized", budget, out=RUNS / name,
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
-                            command=" ".join(["python", *sys.argv]))
+                            command=command())
     document["peak_rss_bytes"] = peak_rss_bytes()
     document["bench"] = {"method": POST_TRAINING, "budget": budget}  # the report's label
     atomic_write_json(path, document)
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun cells whose results exist")
     args = parser.parse_args()
 
-    full = RunConfig(**{**GOWALLA_MF, "data_dir": args.data_dir})
+    full = retrieval_config(GOWALLA_MF, data_dir=args.data_dir)
     full_document = run_cell(full)
     documents = []
     for budget in args.budgets:
@@ -78,8 +79,8 @@ def main() -> None:
                 documents.append({**document, "embedding": {**document["embedding"],
                                                             "method": POST_TRAINING}})
             else:
-                config = full.model_copy(update={"embedding": method, "budget": budget,
-                                                 "embedding_params": PARAMS.get(method, {})})
+                config = updated(full, embedding=method, budget=budget,
+                                 embedding_params=PARAMS.get(method, {}))
                 documents.append(run_cell(config, force=args.force))
     print()
     print(summary(documents, full_document))

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from common import RESULTS, RUNS, cell_name
+from common import RESULTS, RUNS, cell_name, command, ctr_config, updated
 from ctr_grid import LOCK, PROTOCOL
-from slimrec.bench.sweep import held
 from slimrec.budget import format_bytes
-from slimrec.ctr_experiment import CTRRunConfig, compress_ctr_run, run_ctr
-from slimrec.io import atomic_write_json
+from slimrec.compress import compress_run
+from slimrec.io import atomic_write_json, file_lock
+from slimrec.spine import run
 
 RATIOS = ("2x", "4x")
 METHODS = ("output", "svd")
@@ -32,20 +31,19 @@ FINETUNE_EPOCHS = (0, 1)
 
 def source_run(data_dir: str) -> str:
     """The full-table DCN-V2 Frappe run folder of the grid, trained now if missing."""
-    config = CTRRunConfig(dataset="frappe", data_dir=data_dir, model="dcnv2", **PROTOCOL)
+    config = ctr_config(PROTOCOL, dataset="frappe", data_dir=data_dir, model="dcnv2")
     name = cell_name(config)
     folder = RUNS / name
     if not (folder / "manifest.json").is_file():
-        with held(LOCK):
-            document = run_ctr(config.model_copy(update={"out": str(folder)}),
-                               command=" ".join(["python", *sys.argv]))
+        with file_lock(LOCK):
+            document = run(updated(config, out=str(folder)), command=command())
         atomic_write_json(RESULTS / f"{name}.json", document)
     return str(folder)
 
 
 def cell(ratio: str, method: str, epochs: int) -> str:
-    return (f"{cell_name(CTRRunConfig(dataset='frappe', model='dcnv2'))}_dense{ratio}_{method}"
-            + (f"_ft{epochs}" if epochs else ""))
+    source = cell_name(ctr_config(PROTOCOL, dataset="frappe", model="dcnv2"))
+    return f"{source}_dense{ratio}_{method}" + (f"_ft{epochs}" if epochs else "")
 
 
 def report() -> None:
@@ -83,7 +81,7 @@ def main() -> None:
     if args.report:
         report()
         return
-    run = source_run(args.data_dir)
+    source = source_run(args.data_dir)
     for ratio in RATIOS:
         for method in METHODS:
             for epochs in FINETUNE_EPOCHS:
@@ -92,11 +90,11 @@ def main() -> None:
                 if path.is_file() and not args.force:
                     print(f"[skip] {name}: {path} exists")
                     continue
-                with held(LOCK):
-                    document = compress_ctr_run(
-                        run, dense_rank=ratio, dense_method=method, finetune_epochs=epochs,
+                with file_lock(LOCK):
+                    document = compress_run(
+                        source, dense_rank=ratio, dense_method=method, finetune_epochs=epochs,
                         out=RUNS / name, overrides={"data_dir": args.data_dir},
-                        command=" ".join(["python", *sys.argv]))
+                        command=command())
                 atomic_write_json(path, document)
                 before = document["compression"]["before"]
                 print(f"[done] {name}: auc {before['metrics']['test']['auc']:.4f} -> "

@@ -22,7 +22,7 @@ from common import RESULTS
 from slimrec.budget import format_bytes
 from slimrec.data.ctr_readers import criteo_batches
 from slimrec.data.fields import encode_batches
-from slimrec.experiment import environment, peak_rss_bytes
+from slimrec.env import environment, peak_rss_bytes
 from slimrec.io import atomic_write_json
 
 

@@ -6,7 +6,7 @@
 Methods: ``graph`` and ``double_graph`` (GraphHash / DoubleGraphHash), SlimRec's
 ``graph_popularity`` (cluster row + popularity-level row, no extra map bytes), the hashing
 baselines ``hash`` and ``double_frequency``, and the full table; budgets 16%, 10% and 5% of
-each table's fp32 bytes.
+the user and item tables' fp32 bytes (each table gets that fraction of its own bytes).
 Every cell uses the shared protocol (``protocol.GOWALLA_MF``: same epochs, batch, L2, early
 stopping) and the same learning-rate grid (``LR_FACTORS`` times the protocol's lr); the lr of a
 (method, budget) is chosen on validation Recall@20 and its test metrics are reported. Cells
@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from common import RESULTS, cell_name, run_cell
+from common import RESULTS, cell_name, retrieval_config, run_cell, updated
 from protocol import GOWALLA_MF
-from slimrec.experiment import RunConfig
 from slimrec.io import atomic_write_json
+from slimrec.tasks import RetrievalConfig
 
 # graph_residual (cluster row + per-id low-rank residual) was also tried and removed from the
 # library: it did not beat graph (benchmarks/results/gowalla_mf_graph_residual_*.json).
@@ -36,16 +36,16 @@ LR_FACTORS = (1.0, 2.5)
 METRICS = ("recall@20", "ndcg@20")
 
 
-def grid_cell(base: RunConfig, method: str, budget: str | None,
-              factor: float) -> tuple[str, RunConfig]:
+def grid_cell(base: RetrievalConfig, method: str, budget: str | None,
+              factor: float) -> tuple[str, RetrievalConfig]:
     """Name and config of one (method, budget, lr) cell: no suffix at the protocol's own lr,
     so cells shared with the other Gowalla sweeps are trained once."""
-    lr = base.lr * factor
-    config = base.model_copy(update={"embedding": method, "budget": budget, "lr": lr})
+    lr = base.train.lr * factor
+    config = updated(base, embedding=method, budget=budget, train={"lr": lr})
     return (cell_name(config) if factor == 1.0 else f"{cell_name(config)}_lr{lr:g}"), config
 
 
-def run_grid(base: RunConfig, methods: list[str], budgets: list[str],
+def run_grid(base: RetrievalConfig, methods: list[str], budgets: list[str],
              factors: tuple[float, ...] = LR_FACTORS) -> None:
     """Train every missing cell, lr factor by lr factor: an interrupted sweep then holds the
     whole method x budget grid at the protocol's lr before any second lr."""
@@ -56,14 +56,14 @@ def run_grid(base: RunConfig, methods: list[str], budgets: list[str],
                 run_cell(config, name=name)
 
 
-def tuned(base: RunConfig, method: str, budget: str | None) -> dict | None:
+def tuned(base: RetrievalConfig, method: str, budget: str | None) -> dict | None:
     """The grid cell with the best validation Recall@20 (None when no cell exists yet)."""
     grid = {}
     for factor in LR_FACTORS:
         name, config = grid_cell(base, method, budget, factor)
         path = RESULTS / f"{name}.json"
         if path.is_file():
-            grid[config.lr] = json.loads(path.read_text())
+            grid[config.train.lr] = json.loads(path.read_text())
     if not grid:
         return None
     lr = max(grid, key=lambda key: grid[key]["metrics"]["val"]["recall@20"])
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; summarise and plot the cells that exist")
     args = parser.parse_args()
-    base = RunConfig(**{**GOWALLA_MF, "data_dir": args.data_dir})
+    base = retrieval_config(GOWALLA_MF, data_dir=args.data_dir)
     if not args.report_only:
         run_grid(base, args.methods, args.budgets, tuple(args.lr_factors))
     full = tuned(base, "full", None)

@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from slimrec.bench.sweep import CHECKPOINT_FILE, BenchConfig, cells, held, task_runner
+from common import command, updated
+from slimrec.bench.sweep import CHECKPOINT_FILE, BenchConfig, cells
 from slimrec.config import layered_config
+from slimrec.env import peak_rss_bytes
 from slimrec.eval.ranking import evaluate_ranking
-from slimrec.experiment import build_model, finish_run, peak_rss_bytes, prepare_data
-from slimrec.io import atomic_write_json
-from slimrec.train.loop import train_bpr
+from slimrec.io import atomic_write_json, file_lock
+from slimrec.spine import apply_threads, build_model, finish, prepare
+from slimrec.train.loop import fit
 
 BENCHMARKS = Path(__file__).resolve().parent
 
@@ -46,28 +47,28 @@ def main() -> None:
     args = parser.parse_args()
     bench = layered_config(BenchConfig, args.config, {"data_dir": args.data_dir})
     name = f"{bench.dataset}_lightgcn_full_100pct_s0"
-    cell = next(c for c in cells(bench, task_runner("retrieval")) if c.name == name)
+    cell = next(c for c in cells(bench) if c.name == name)
     config, curve_path = cell.config, Path(bench.out) / "lightgcn_full_curve.json"
     if cell.result_path(bench).is_file():
         print(f"{cell.result_path(bench)} exists: the cell is finished.")
         return
-    milestones = sorted({*(int(m) for m in args.milestones.split(",")), config.epochs})
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    milestones = sorted({*(int(m) for m in args.milestones.split(",")), config.train.epochs})
+    apply_threads(config)
     start = time.perf_counter()
-    data = prepare_data(config)
+    data = prepare(config)
     model = build_model(config, data)
     preprocess_seconds = time.perf_counter() - start
     curve = json.loads(curve_path.read_text()) if curve_path.is_file() else {"points": []}
-    curve["config"] = config.model_dump()
+    curve["config"] = config.model_dump(mode="json")
     done = {point["epoch"] for point in curve["points"]}
     checkpoint = Path(config.out) / CHECKPOINT_FILE
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     for milestone in milestones:
-        with held(args.lock):
-            # Resumes from the checkpoint: the state after the last finished epoch.
-            result = train_bpr(model, data, config.model_copy(update={"epochs": milestone})
-                               .train_config(), checkpoint=checkpoint)
+        with file_lock(args.lock):
+            # Resumes from the checkpoint: the state after the last finished epoch. The lr
+            # schedule depends on the epoch only, so stopping at a milestone does not change it.
+            result = fit(model, data, updated(config, train={"epochs": milestone}),
+                         checkpoint=checkpoint)
             if milestone in done:
                 continue
             test = evaluate_ranking(model.scorer(), data, "test", ks=(20,),
@@ -80,11 +81,11 @@ def main() -> None:
         print(f"epoch {milestone}: recall@20 {test.metrics['recall@20']:.4f} ndcg@20 "
               f"{test.metrics['ndcg@20']:.4f}; train {result.train_seconds:.0f}s, median epoch "
               f"{curve['points'][-1]['epoch_seconds_median']:.1f}s", flush=True)
-    info = {"cell": cell.name, "budget": config.budget, "table_budget": config.budget}
-    with held(args.lock):
-        document = finish_run(config, model, data, result, preprocess_seconds,
-                              command=" ".join(["python", *sys.argv]),
-                              extra={"status": "done", "bench": info, "curve": curve["points"]})
+    # As the sweep's own cells record it (slimrec.bench.sweep.run_cell).
+    info = {"cell": cell.name, "budget": None if config.budget is None else str(config.budget)}
+    with file_lock(args.lock):
+        document = finish(config, model, data, result, preprocess_seconds, command=command(),
+                          extra={"status": "done", "bench": info, "curve": curve["points"]})
     document["peak_rss_bytes"] = peak_rss_bytes()
     atomic_write_json(cell.result_path(bench), document)
     checkpoint.unlink(missing_ok=True)

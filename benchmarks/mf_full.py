@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import run_cell
+from common import retrieval_config, run_cell
 from protocol import protocol_for
 from slimrec.budget import format_bytes
-from slimrec.experiment import RunConfig
 
 
 def main() -> None:
@@ -25,7 +24,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--force", action="store_true", help="rerun even if results exist")
     args = parser.parse_args()
-    config = RunConfig(**protocol_for(args.dataset, args.data_dir))
+    config = retrieval_config(protocol_for(args.dataset, args.data_dir))
     start = time.perf_counter()
     document = run_cell(config, name=f"{args.dataset}_mf_full_reference", force=args.force)
     wall = time.perf_counter() - start

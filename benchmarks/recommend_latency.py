@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import RESULTS
 from slimrec.budget import format_bytes
-from slimrec.experiment import environment
+from slimrec.env import environment
 from slimrec.io import atomic_write_json
 from slimrec.serve.recommender import Recommender
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from slimrec.budget import Budget, parse_budget
 from slimrec.config import layered_config, parse_config
 from slimrec.errors import BudgetError, ConfigError
-from slimrec.experiment import RunConfig
 from slimrec.io import atomic_write_text
+from slimrec.tasks import RetrievalConfig
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -31,20 +31,28 @@ def test_fraction_resolves_below_full(fraction):
 
 
 def test_config_rejects_unknown_key_with_suggestion():
+    # Training keys are accepted flat (lifted into ``train``) or nested: a typo of either
+    # is suggested the training key.
     with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*Did you mean 'epochs'"):
-        parse_config(RunConfig, {"epoch": 3})
+        parse_config(RetrievalConfig, {"epoch": 3})
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'.*Did you mean 'epochs'"):
+        parse_config(RetrievalConfig, {"train": {"epoch": 3}})
 
 
 def test_config_coerces_yaml_strings(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("lr: '5e-4'\nepochs: 3\n")
-    config = layered_config(RunConfig, path, {"epochs": 7, "dim": None})
-    assert config.lr == 5e-4 and config.epochs == 7 and config.dim == 64
+    config = layered_config(RetrievalConfig, path, {"epochs": 7, "dim": None})
+    assert config.train.lr == 5e-4 and config.train.epochs == 7 and config.dim == 64
 
 
 def test_config_names_the_constraint():
-    with pytest.raises(ConfigError, match=r"RunConfig.dim .*greater than or equal to 1; got 0"):
-        parse_config(RunConfig, {"dim": 0})
+    with pytest.raises(ConfigError,
+                       match=r"RetrievalConfig.dim .*greater than or equal to 1; got 0"):
+        parse_config(RetrievalConfig, {"dim": 0})
+    with pytest.raises(ConfigError,
+                       match=r"RetrievalConfig.train.lr .*greater than 0; got 0"):
+        parse_config(RetrievalConfig, {"lr": 0})
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):

@@ -30,7 +30,8 @@ def test_compress_writes_an_evaluated_run_within_budget(run_dir, tmp_path, capsy
     document = json.loads((out / "results.json").read_text())
     assert set(source) <= set(document)
     assert document["embedding"]["method"] == "svd" and document["embedding"]["budget"] == "0.5"
-    # Rank 3 of 8 per table: 3 * (n + 8) * 4 bytes, the most within half of each full table.
+    # Rank 3 of 8 per table: 3 * (n + 8) * 4 bytes, the most within half of both full
+    # tables together (the budget is a total, shared in proportion to their sizes).
     assert document["memory_bytes"]["embeddings"] == 3 * (2000 + 8) * 4 + 3 * (1500 + 8) * 4
     assert document["dataset"] == source["dataset"]  # the same split was recreated
     assert 0 < document["metrics"]["test"]["recall@20"] <= 1
@@ -41,8 +42,9 @@ def test_compress_writes_an_evaluated_run_within_budget(run_dir, tmp_path, capsy
 def test_compressed_run_is_a_loadable_artifact_matching_the_svd(run_dir, tmp_path):
     compress_run(run_dir, "svd", params={"rank": 8}, out=tmp_path / "exact",
                  overrides={"progress": False})
-    source, *_ = load_artifact(run_dir)
-    compressed, manifest, _, _ = load_artifact(tmp_path / "exact")
+    source = load_artifact(run_dir).model
+    artifact = load_artifact(tmp_path / "exact")
+    compressed, manifest = artifact.model, artifact.manifest
     assert manifest["tables"]["item_table"]["method"] == "svd"
     # Full rank reproduces the trained table.
     assert torch.allclose(compressed.item_table.full_weight(), source.item_table.full_weight(),

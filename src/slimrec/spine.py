@@ -35,9 +35,11 @@ def load_config(file: str | Path | None = None, overrides: Mapping[str, Any] | N
     ``task`` (in either) picks the task's config class; nested settings (``train``,
     ``model_params``, ``embedding_params``) merge key by key.
     """
-    values = read_config_file(file) if file else {}
-    values = deep_merge(values, _given(overrides or {}))
-    task = get_task(str(values.get("task", "retrieval")))
+    layers = [read_config_file(file) if file else {}, _given(overrides or {})]
+    task = get_task(str({**layers[0], **layers[1]}.get("task", "retrieval")))
+    values: dict[str, Any] = {}
+    for layer in layers:  # each layer nested alike, so a flag overrides one key of the file's
+        values = deep_merge(values, task.config_class.nest_train_keys(layer)[0])
     return parse_config(task.config_class, values, where=str(file) if file else "settings")
 
 

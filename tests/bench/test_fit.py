@@ -6,7 +6,7 @@ from slimrec.bench.fit import FIT_FILE, fit_under_budget
 from slimrec.cli import main
 from slimrec.data.splits import carve_validation
 from slimrec.errors import BudgetError, ConfigError
-from slimrec.experiment import RunConfig
+from slimrec.tasks import RetrievalConfig
 
 BASE = {"dim": 8, "epochs": 3, "batch_size": 4096, "lr": 5e-3, "eval_every": 3, "ks": [20],
         "progress": False}
@@ -20,7 +20,7 @@ def data(tiny_data):
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("fit")
-    config = RunConfig(budget="25%", out=str(out), **BASE)
+    config = RetrievalConfig(budget="25%", out=str(out), **BASE)
     return out, fit_under_budget(config, ["full", "hash", "qr"], search_epochs=1, command="t",
                                  data=data)
 
@@ -31,7 +31,7 @@ def test_best_validation_candidate_is_trained_and_written(fitted):
     assert {c["method"] for c in scored} == {"hash", "qr"}
     best = max(scored, key=lambda c: c["val"])
     assert fit["choice"]["method"] == best["method"]
-    assert "highest validation recall@20" in fit["choice"]["why"]
+    assert "best validation recall@20" in fit["choice"]["why"]
     unfit = next(c for c in fit["candidates"] if c["method"] == "full")
     assert unfit["val"] is None and "too small" in unfit["reason"]
     document = json.loads((out / "results.json").read_text())
@@ -43,14 +43,16 @@ def test_best_validation_candidate_is_trained_and_written(fitted):
 
 
 def test_absolute_budget_bounds_both_tables_together(tmp_path, data):
-    config = RunConfig(budget="4KB", out=str(tmp_path), **BASE)
+    config = RetrievalConfig(budget="4KB", out=str(tmp_path), **BASE)
     fit = fit_under_budget(config, ["hash"], dims=[8, 16], search_epochs=1, data=data)
     assert {c["dim"] for c in fit["candidates"]} == {8, 16}
+    assert fit["budget_bytes"] == fit["document"]["embedding"]["budget_bytes"] == 4_000
     assert fit["document"]["memory_bytes"]["embeddings"] <= 4_000
+    assert all(c["embedding_bytes"] <= 4_000 for c in fit["candidates"])
 
 
 def test_nothing_fits_or_bad_requests(tmp_path, data, tiny_data):
-    config = RunConfig(budget="25%", out=str(tmp_path), **BASE)
+    config = RetrievalConfig(budget="25%", out=str(tmp_path), **BASE)
     with pytest.raises(BudgetError, match="no candidate fits"):
         fit_under_budget(config, ["full"], search_epochs=1, data=data)
     with pytest.raises(ConfigError, match="fit needs a budget"):
@@ -68,8 +70,13 @@ def test_cli_fit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "chose " in out and "val recall@20" in out and "wrote" in out
     for extra, message in ((["--methods", "hash"], "fit needs a budget"),
-                           (["--budget", "0.25", "--embedding", "hash"], "--methods a,b,c"),
                            (["--budget", "0.25", "--dims", "8,x"], "--dims expects")):
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+    # fit chooses the method itself: it has no --embedding flag (argparse refuses it).
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--budget", "0.25", "--embedding", "hash"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "unrecognized arguments: --embedding hash" in err and "Traceback" not in err

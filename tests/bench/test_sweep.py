@@ -1,14 +1,15 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from slimrec.bench import sweep
 from slimrec.bench.report import Point, load_documents, pareto_front, summarize, write_report
-from slimrec.bench.sweep import BenchConfig, cells, run_bench, table_budget, task_runner
-from slimrec.budget import parse_budget
+from slimrec.bench.sweep import BenchConfig, cells, run_bench
 from slimrec.cli import main
 from slimrec.errors import ConfigError, SlimRecError
+from slimrec.io import file_lock
 
 SETTINGS = {"dim": 8, "epochs": 2, "batch_size": 4096, "lr": 5e-3, "eval_every": 2,
             "ks": [20]}
@@ -74,7 +75,7 @@ def test_report_files(finished):
     paths = write_report(config.out, documents, "recall@20", "full", title="synthetic")
     report = paths["report"].read_text()
     assert "| mf | hash | 25pct |" in report and "## Pareto-optimal set" in report
-    assert "synthetic_mf_full_25pct_s0: budget of" in report
+    assert "synthetic_mf_full_25pct_s0: global budget of" in report
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     front = json.loads(paths["pareto"].read_text())["pareto_optimal"]
     assert front and front[0]["method"] == "hash"
@@ -103,25 +104,51 @@ def test_pareto_front_and_seed_means():
     assert [p.method for p in points] == ["hash", "hash-finetune"]
 
 
-def test_absolute_budget_is_a_total_over_both_tables():
-    share = table_budget("5MB", 29858, 40981, 64)
-    fraction = parse_budget(share).fraction
-    full_user, full_item = 29858 * 64 * 4, 40981 * 64 * 4
-    assert int(fraction * full_user) + int(fraction * full_item) <= 5_000_000
-    assert table_budget("0.1", 10, 10, 8) == "0.1"
-    assert table_budget(None, 10, 10, 8) is None
+def test_absolute_budget_is_a_total_over_both_tables(tmp_path, capsys):
+    """A size is a total over the user and item tables, resolved the same by a bench cell,
+    `slimrec train` and `slimrec fit` (the sweep no longer converts it per table)."""
+    budget = "20000B"  # of 112,000 B full fp32 (3,500 ids x dim 8): neither table alone
+    config = bench_config(tmp_path / "bench", methods=["hash"], budgets=[budget],
+                          settings={**SETTINGS, "epochs": 1, "eval_every": 1})
+    (cell,) = cells(config)
+    assert str(cell.config.budget) == budget and cell.config.budget.num_bytes == 20_000
+    (bench_doc,) = run_bench(config, command="test")
+    flags = ["--dim", "8", "--epochs", "1", "--eval-every", "1", "--batch-size", "4096",
+             "--ks", "20", "--lr", "5e-3", "--no-progress", "--budget", budget]
+    assert main(["train", *flags, "--embedding", "hash", "--out", str(tmp_path / "train")]) == 0
+    assert main(["fit", *flags, "--methods", "hash", "--search-epochs", "1",
+                 "--out", str(tmp_path / "fit")]) == 0
+    capsys.readouterr()
+    train_doc = json.loads((tmp_path / "train" / "results.json").read_text())
+    fit_doc = json.loads((tmp_path / "fit" / "results.json").read_text())
+    for document in (bench_doc, train_doc, fit_doc):
+        assert document["embedding"]["budget"] == budget
+        assert document["embedding"]["budget_bytes"] == 20_000
+        assert document["memory_bytes"]["full_fp32_embeddings"] == 112_000
+        memory = document["memory_bytes"]["embeddings"]
+        assert memory == sum(row["memory_bytes"] for row in document["embedding"]["tables"])
+        assert memory <= 20_000
+    # The same settings build the same tables, however the run was started.
+    assert (bench_doc["embedding"]["tables"] == train_doc["embedding"]["tables"]
+            == fit_doc["embedding"]["tables"])
+    # The total is split over both tables, in proportion to their full sizes.
+    user, item = (row["memory_bytes"] for row in train_doc["embedding"]["tables"])
+    assert user > 8 * 4 * 100 and item > 8 * 4 * 100
+    assert json.loads((tmp_path / "fit" / "fit.json").read_text())["budget_bytes"] == 20_000
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"models": ["mff"]}, "unknown retrieval model 'mff'"),
+    ({"models": ["mff"]}, "unknown model 'mff'. Did you mean 'mf'"),
+    ({"models": ["deepfm"]}, "model 'deepfm' is a ctr model, not a retrieval model"),
     ({"methods": ["hsh"]}, "Did you mean 'hash'"),
     ({"settings": {"budget": "0.1"}}, "budget are set per cell"),
     ({"settings": {"epoch": 3}}, "Did you mean 'epochs'"),
-    ({"budgets": ["lots"]}, "budget must be"),
+    ({"budgets": ["lots"]}, "invalid budget 'lots'"),
+    ({"budgets": [4096]}, "a bare number above 1"),
 ])
 def test_config_errors_before_anything_runs(tmp_path, changes, message):
     with pytest.raises(SlimRecError, match=message):
-        cells(bench_config(tmp_path, **changes), task_runner("retrieval"))
+        cells(bench_config(tmp_path, **changes))
 
 
 def test_cli_bench_and_errors(finished, tmp_path, capsys):
@@ -139,7 +166,7 @@ def test_cli_bench_and_errors(finished, tmp_path, capsys):
 def test_grid_order_and_method_budgets(tmp_path):
     config = bench_config(tmp_path, methods=["full", "hash", "qr"], budgets=["25%", 0.1],
                           method_budgets={"full": [1.0]})
-    names = [cell.name for cell in cells(config, task_runner("retrieval"))]
+    names = [cell.name for cell in cells(config)]
     assert names == ["synthetic_mf_hash_25pct_s0", "synthetic_mf_qr_25pct_s0",
                      "synthetic_mf_hash_10pct_s0", "synthetic_mf_qr_10pct_s0",
                      "synthetic_mf_full_100pct_s0"]
@@ -178,20 +205,18 @@ def test_ctr_sweep_reports_auc(shared_data, tmp_path):
 def test_held_lock_excludes_others(tmp_path):
     import fcntl
 
-    from slimrec.bench.sweep import held
-
     lock = tmp_path / "bench.lock"
-    with held(str(lock)), open(lock) as other, pytest.raises(BlockingIOError):
+    with file_lock(str(lock)), open(lock) as other, pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    with open(lock) as other:
+    with open(lock, "a") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after the block
-    with held(None):
+    with file_lock(None):
         pass
 
 
 def test_cells_train_with_the_configured_threads(tmp_path, monkeypatch):
     threads = []
-    monkeypatch.setattr(sweep.torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
     config = bench_config(tmp_path, methods=["full"], budgets=[1.0],
                           settings={**SETTINGS, "threads": 1})
     run_bench(config, command="test")

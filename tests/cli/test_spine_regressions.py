@@ -17,7 +17,7 @@ from slimrec.cli import build_parser, main
 from slimrec.config import parse_config
 from slimrec.errors import ConfigError
 from slimrec.models import MODELS, model_class
-from slimrec.run import load_config
+from slimrec.spine import load_config
 from slimrec.tasks import RetrievalConfig, RunConfig
 from slimrec.train.config import TrainConfig
 
@@ -121,7 +121,7 @@ def test_item11_training_settings_declared_once_with_flags_and_defaults(tmp_path
     # The validation metric is a setting, checked against the task's metrics.
     config = RetrievalConfig(train={"val_metric": "ndcg@10", "epochs": 2, "eval_every": 1},
                              dim=8, progress=False, out=str(tmp_path / "r"))
-    from slimrec.run import run
+    from slimrec.spine import run
 
     document = run(config)
     assert "val_ndcg@10" in document["history"][-1]

@@ -6,19 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from slimrec.compress.dense import compress_dense, dense_linears, parse_dense_rank, rank_for_ratio
 from slimrec.data.fields import FieldData
 from slimrec.embeddings import EmbeddingSpec
 from slimrec.errors import ConfigError
-from slimrec.models.ctr import CTR_MODELS, FieldTensors, build_field_embeddings
-from slimrec.models.dense_lowrank import (
-    LowRankLinear,
-    compress_dense,
-    dense_linears,
-    low_rank_layers,
-    parse_dense_rank,
-    rank_for_ratio,
-    replace_with_low_rank,
-)
+from slimrec.models import MODELS
+from slimrec.models.ctr import FieldTensors, build_field_embeddings
+from slimrec.models.layers import LowRankLinear, low_rank_layers, replace_with_low_rank
 
 
 def _linear(in_features: int, out_features: int, seed: int = 0) -> nn.Linear:
@@ -78,7 +72,7 @@ def test_rank_for_ratio_and_parsing() -> None:
 def test_compress_dense_keeps_predictions_close(tiny_fields: FieldData) -> None:
     torch.manual_seed(0)
     embeddings = build_field_embeddings(tiny_fields, EmbeddingSpec("full"), 8)
-    model = CTR_MODELS["dcnv2"].from_params(embeddings, {"hidden": [64, 64]}).eval()
+    model = MODELS["dcnv2"].from_params(embeddings, {"hidden": [64, 64]}).eval()
     tensors = FieldTensors(tiny_fields)
     calibration = tensors.batch(torch.arange(1000))
     batch = tensors.batch(torch.arange(1000, 1200))
@@ -94,7 +88,7 @@ def test_compress_dense_keeps_predictions_close(tiny_fields: FieldData) -> None:
         after = model(batch)
     assert torch.corrcoef(torch.stack([before, after]))[0, 1] > 0.95
     # The artifact loader rebuilds the same structure from the ranks.
-    twin = CTR_MODELS["dcnv2"].from_params(
+    twin = MODELS["dcnv2"].from_params(
         build_field_embeddings(tiny_fields, EmbeddingSpec("full"), 8), {"hidden": [64, 64]})
     replace_with_low_rank(twin, ranks)
     twin.load_state_dict(model.state_dict())
@@ -103,7 +97,7 @@ def test_compress_dense_keeps_predictions_close(tiny_fields: FieldData) -> None:
 
 def test_compress_dense_needs_one_size_and_a_calibration(tiny_fields: FieldData) -> None:
     embeddings = build_field_embeddings(tiny_fields, EmbeddingSpec("full"), 8)
-    model = CTR_MODELS["deepfm"].from_params(embeddings, {"hidden": [16]})
+    model = MODELS["deepfm"].from_params(embeddings, {"hidden": [16]})
     with pytest.raises(ConfigError, match="exactly one"):
         compress_dense(model, rank=2, ratio=2.0, method="svd")
     with pytest.raises(ConfigError, match="calibration batch"):

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from slimrec.cli import main
-from slimrec.ctr_experiment import CTRRunConfig, compress_ctr_run, prepare_field_data
+from slimrec.compress import compress_run
 from slimrec.errors import ArtifactError
+from slimrec.eval.ctr import evaluate_ctr, predict
 from slimrec.models.ctr import FieldTensors
-from slimrec.serve.ctr_artifact import is_ctr_artifact, load_ctr_artifact
-from slimrec.train.ctr_loop import evaluate_ctr, predict
+from slimrec.serve.artifact import load_artifact
+from slimrec.spine import prepare
+from slimrec.tasks import CTRConfig
 
 
 def _train(data_dir: Path, out: Path, *flags: str) -> dict:
@@ -43,25 +45,28 @@ def test_train_writes_results_in_the_design_shape(criteo_like_dir: Path, tmp_pat
     assert document["embedding"]["budget"] == "0.25"
     assert {"epochs", "epoch_seconds_median", "eval_seconds"} <= set(document["timing"])
     assert {"python", "torch", "threads"} <= set(document["environment"])
-    assert (out / "config.yaml").is_file() and is_ctr_artifact(out)
+    assert (out / "config.yaml").is_file() and load_artifact(out).task == "ctr"
 
 
 def test_artifact_round_trip(criteo_like_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     document = _train(criteo_like_dir, out, "--model", "deepfm", "--embedding", "quantized",
                       "--budget", "0.3")
-    model, manifest = load_ctr_artifact(out)
+    artifact = load_artifact(out)
+    model, manifest = artifact.model, artifact.manifest
+    assert manifest["task"] == "ctr" and manifest["model"] == "deepfm"
     assert manifest["memory_bytes"]["embeddings"] == document["memory_bytes"]["embeddings"]
-    data = prepare_field_data(CTRRunConfig.model_validate(
-        {**manifest["run_config"], "progress": False}))
+    assert manifest["memory_bytes"]["model_total"] == document["memory_bytes"]["model_total"]
+    data = prepare(CTRConfig.model_validate({**manifest["run_config"], "progress": False}))
     metrics, _ = evaluate_ctr(model, data, "test")
     assert metrics["auc"] == pytest.approx(document["metrics"]["test"]["auc"])
     assert metrics["logloss"] == pytest.approx(document["metrics"]["test"]["logloss"], rel=1e-5)
     vocab = json.loads((out / "vocab.json").read_text())["fields"]
     assert vocab["C1"][0] == "<OOV>" and len(vocab) == 39
+    assert artifact.vocab["fields"] == vocab
     (out / "model.safetensors").write_bytes(b"corrupt")
     with pytest.raises(ArtifactError, match="checksum"):
-        load_ctr_artifact(out)
+        load_artifact(out)
 
 
 def test_compress_dense_rank_from_the_cli(criteo_like_dir: Path, tmp_path: Path) -> None:
@@ -78,16 +83,17 @@ def test_compress_dense_rank_from_the_cli(criteo_like_dir: Path, tmp_path: Path)
     assert after["dense"] < 0.5 * before["dense"]
     assert after["embeddings"] == before["embeddings"]
     assert after["model_total"] == after["embeddings"] + after["dense"]
-    _, manifest = load_ctr_artifact(tmp_path / "run-dense4x")
-    assert manifest["dense_low_rank"] == block["dense_layers"]
+    manifest = load_artifact(tmp_path / "run-dense4x").manifest
+    assert manifest["model_info"]["dense_low_rank"] == block["dense_layers"]
+    assert manifest["memory_bytes"]["dense"] == after["dense"]
     assert compressed["metrics"]["test"]["auc"] > 0.6
 
 
 def test_compress_with_fine_tuning_and_svd(criteo_like_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     _train(criteo_like_dir, out, "--model", "widedeep")
-    document = compress_ctr_run(out, dense_rank="4", dense_method="svd", finetune_epochs=1,
-                                out=tmp_path / "small", overrides={"progress": False})
+    document = compress_run(out, dense_rank="4", dense_method="svd", finetune_epochs=1,
+                            out=tmp_path / "small", overrides={"progress": False})
     assert document["timing"]["epochs"] == 1
     assert document["compression"]["dense_layers"] == {"deep.0": 4}
     assert "test_before_finetune" in document["compression"]
@@ -106,19 +112,26 @@ def test_user_errors_exit_with_a_message(criteo_like_dir: Path, tmp_path: Path,
     common = ["train", "--task", "ctr", "--dataset", "criteo-sample", "--data-dir",
               str(criteo_like_dir), "--out", str(tmp_path / "x"), "--no-progress"]
     assert main([*common, "--model", "fm"]) == 2
-    assert "unknown CTR model 'fm'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown model 'fm'" in err and "ctr models: dcnv2, deepfm, dlrm, widedeep" in err
     assert main([*common, "--embedding", "qr", "--budget", "0.001"]) == 2
     assert "too small for method 'qr'" in capsys.readouterr().err
+    # A retrieval-only setting is refused by name for a CTR run, by flag or in a file.
     assert main([*common, "--val-fraction", "0.2"]) == 2
+    assert "--val-fraction applies to retrieval runs, not ctr" in capsys.readouterr().err
+    config = tmp_path / "retrieval_key.yaml"
+    config.write_text("val_fraction: 0.2\n")
+    assert main([*common, "--config", str(config)]) == 2
     assert "unknown key 'val_fraction'" in capsys.readouterr().err
 
 
 def test_predictions_are_probabilities(criteo_like_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     _train(criteo_like_dir, out, "--model", "dlrm", "--embedding", "unified", "--budget", "0.2")
-    model, manifest = load_ctr_artifact(out)
-    assert list(manifest["tables"]) == ["shared"]
-    data = prepare_field_data(CTRRunConfig.model_validate(manifest["run_config"]))
+    artifact = load_artifact(out)
+    model, manifest = artifact.model, artifact.manifest
+    assert list(manifest["tables"]) == ["embeddings.tables.shared"]
+    data = prepare(CTRConfig.model_validate(manifest["run_config"]))
     probabilities = predict(model, FieldTensors(data), data.rows("test"))
     assert probabilities.shape == (data.rows("test").size,)
     assert ((probabilities > 0) & (probabilities < 1)).all()
@@ -134,7 +147,12 @@ def test_compress_tables_post_training(criteo_like_dir: Path, tmp_path: Path) ->
     memory = document["memory_bytes"]
     assert memory["embeddings"] <= 0.3 * memory["full_fp32_embeddings"]
     assert memory["dense"] == trained["memory_bytes"]["dense"]
-    assert {row["method"] for row in document["embedding"]["fields"]} == {"quantized"}
+    assert {row["method"] for row in document["embedding"]["tables"]} == {"quantized"}
+    block = document["compression"]
+    assert block["method"] == "quantized" and block["budget"] == "0.3"
+    # The budget is a total over all the field tables: 0.3 of their fp32 bytes together.
+    assert block["budget_bytes"] == int(0.3 * memory["full_fp32_embeddings"])
+    assert memory["embeddings"] <= block["budget_bytes"]
     assert abs(document["metrics"]["test"]["auc"] - trained["metrics"]["test"]["auc"]) < 0.05
-    model, _ = load_ctr_artifact(tmp_path / "run-quantized-0.3")
+    model = load_artifact(tmp_path / "run-quantized-0.3").model
     assert model.embedding_bytes() == memory["embeddings"]

@@ -3,6 +3,7 @@
 import hashlib
 import http.server
 import io
+import json
 import threading
 import zipfile
 from functools import partial
@@ -82,8 +83,103 @@ def test_unreachable_url_is_a_clear_error(monkeypatch):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'") as error:
         load_dataset("nope")
+    assert "Known interaction datasets: synthetic, gowalla" in str(error.value)
+    assert "frappe" not in str(error.value)
+
+
+@pytest.mark.parametrize(("name", "kind", "message"), [
+    ("gowala", "interactions", r"unknown dataset 'gowala'\. Did you mean 'gowalla'\?"),
+    ("frapp", "fields", r"unknown CTR dataset 'frapp'\. Did you mean 'frappe'\? Known CTR "
+                        r"\(fields\) datasets: frappe, ml-100k, criteo"),
+    ("ml100k", None, r"unknown dataset 'ml100k'\. Did you mean 'ml-100k'"),
+    ("zzz", "fields", r"unknown CTR dataset 'zzz'\. Known CTR"),
+])
+def test_unknown_names_suggest_close_ones(name, kind, message):
+    with pytest.raises(ConfigError, match=message):
+        registry.dataset_info(name, kind)
+
+
+def test_one_registry_holds_every_kind():
+    assert {"gowalla", "frappe", "criteo-sample", "ml-100k"} <= set(registry.DATASETS)
+    assert registry.dataset_info("frappe").kind == "fields"
+    assert registry.dataset_info("gowalla").kind == "interactions"
+    assert set(registry.datasets_of("fields")) == {"frappe", "ml-100k", "criteo", "avazu",
+                                                   "criteo-sample", "avazu-sample"}
+    assert "frappe" not in registry.datasets_of("interactions")
+    assert registry.datasets_of("sequences") == {}
+    assert len(registry.all_datasets()) == len(registry.REGISTRY)
+    assert registry.dataset_kinds("ml-100k") == ("interactions", "fields")
+
+
+def test_a_name_of_two_kinds():
+    group = registry.dataset_info("ml-100k")
+    assert isinstance(group, registry.DatasetGroup)
+    assert group.kinds == ("interactions", "fields") and group.kind == "interactions+fields"
+    assert group.format == "movielens/recbole-ctr"
+    assert group.remote == registry.dataset_info("ml-100k", "interactions").remote
+    assert group.entry("fields").files == ("ml-100k/ml-100k.inter",)
+    assert registry.DATASETS["ml-100k"] == group
+    document = json.loads(json.dumps(group.to_dict()))
+    assert [entry["kind"] for entry in document["entries"]] == ["interactions", "fields"]
+
+
+def test_wrong_kind_says_how_to_load_it():
+    with pytest.raises(ConfigError, match="'frappe' is registered as fields, not interactions: "
+                                          "load it with load_field_data"):
+        load_dataset("frappe")
+    from slimrec.data.ctr_readers import load_field_data
+
+    with pytest.raises(ConfigError, match="'gowalla' is registered as interactions, not fields"):
+        load_field_data("gowalla")
+
+
+def test_unknown_kind():
+    with pytest.raises(ConfigError, match="dataset kind must be one of interactions, fields, "
+                                          "sequences; got 'ctr'"):
+        registry.datasets_of("ctr")
+
+
+def test_register_and_unregister():
+    info = DatasetInfo("mine", "test", "frappe", "rows", kind="fields", files=("m/m.csv",))
+    registry.register_dataset(info)
+    try:
+        assert registry.dataset_info("mine") is info
+        with pytest.raises(ConfigError, match="already registered"):
+            registry.register_dataset(info)
+        from slimrec.data import ctr_readers
+
+        assert ctr_readers.CTR_DATASETS["mine"] is info  # the former name is a live view
+        assert ctr_readers.ctr_dataset("mine") is info
+    finally:
+        registry.unregister_dataset("mine")
+    assert "mine" not in registry.DATASETS
+
+
+def test_download_of_a_dataset_without_urls():
+    with pytest.raises(ConfigError, match=r"'frappe' \(fields\) has no download URL registered; "
+                                          r"pass --data-dir with a folder that holds "
+                                          r"frappe/frappe\.csv"):
+        download("frappe", progress=False)
+    with pytest.raises(ConfigError, match="embedded"):
+        download("synthetic", progress=False)
+
+
+def test_download_of_a_two_kind_name_takes_the_entry_with_files(monkeypatch):
+    fetched = []
+
+    def fetch(url, destination, progress):
+        fetched.append(url)
+        destination.write_bytes(fixture_zip())
+
+    monkeypatch.setitem(registry.REGISTRY, ("ml-100k", "interactions"), DatasetInfo(
+        "ml-100k", "x", "movielens", "holdout",
+        (RemoteFile("https://example.org/ml-100k.zip", "u.data", None, "tiny/u.data"),)))
+    folder = download("ml-100k", progress=False, fetch=fetch)
+    assert fetched == ["https://example.org/ml-100k.zip"]
+    assert load_dataset("ml-100k", progress=False).num_users == 5
+    assert (folder / "checksums.json").is_file()
 
 
 def test_data_dir_missing_folder(tmp_path):

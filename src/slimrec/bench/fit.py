@@ -31,6 +31,8 @@ from slimrec.tasks import RunConfig, get_task
 from slimrec.train.loop import fit
 
 FIT_FILE = "fit.json"
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One searched setting and its outcome: ``val`` is None when it does not fit."""

@@ -44,7 +44,7 @@ from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from slimrec.budget import parse_budget
-from slimrec.config import FrozenConfig, parse_config
+from slimrec.config import FrozenConfig, deep_merge, parse_config
 from slimrec.embeddings.spec import method_config
 from slimrec.env import peak_rss_bytes
 from slimrec.errors import BudgetError, ConfigError
@@ -150,7 +150,9 @@ def cells(bench: BenchConfig) -> list[Cell]:
                     continue
                 for seed in bench.seeds:
                     name = f"{bench.dataset}_{model}_{method}_{label}_s{seed}"
-                    values = {**bench.settings, **bench.model_settings.get(model, {}),
+                    nest = task.config_class.nest_train_keys
+                    values = {**deep_merge(nest(bench.settings)[0],
+                                           nest(bench.model_settings.get(model, {}))[0]),
                               "task": bench.task, "dataset": bench.dataset,
                               "data_dir": bench.data_dir,
                               "model": model, "embedding": method,

@@ -19,8 +19,8 @@ from slimrec.compress.dense import compress_dense, parse_dense_rank
 from slimrec.compress.tables import compress_tables
 from slimrec.config import deep_merge, parse_config
 from slimrec.errors import ArtifactError, ConfigError
-from slimrec.spine import apply_threads, finish, load_config
 from slimrec.serve.artifact import load_artifact
+from slimrec.spine import apply_threads, finish, load_config
 from slimrec.tasks import RunConfig, get_task
 from slimrec.train.loop import TrainResult, fit
 

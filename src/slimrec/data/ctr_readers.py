@@ -37,7 +37,7 @@ from slimrec.data.fields import (
     frame_batches,
     iter_delimited,
 )
-from slimrec.data.readers import iter_lines, read_table_lines, strip_atomic_types
+from slimrec.data.readers import iter_lines, read_table_lines, shorten, strip_atomic_types
 from slimrec.data.registry import DatasetInfo, cache_dir, dataset_info, datasets_of
 from slimrec.errors import DataError
 
@@ -80,7 +80,8 @@ def frappe_batches(path: Path, seed: int, negatives_per_positive: int = 2
     for column in ("user", "item"):
         empty = (frame[column].is_null() | (frame[column] == "")).to_numpy()
         if empty.any():
-            raise DataError(f"{path} line {lines[np.argmax(empty)]}: field {column!r} is empty.")
+            raise DataError(f"{path} line {lines[np.argmax(empty)]}: field {column!r} is empty; "
+                            f"expected a {column} id.")
     users, items = frame["user"].to_numpy().astype(str), frame["item"].to_numpy().astype(str)
     item_ids = vocabulary(items)
     negatives = sample_unused_items(encode(vocabulary(users), users), encode(item_ids, items),
@@ -116,11 +117,12 @@ def _atomic_table(folder: Path, name: str, columns: tuple[str, ...]
 
 def _join_side(frame: pl.DataFrame, side: pl.DataFrame, key: str, lines: np.ndarray,
                source: Path, side_source: Path, side_lines: np.ndarray) -> pl.DataFrame:
-    repeated = side[key].is_duplicated().to_numpy()
+    repeated = (~side[key].is_first_distinct()).to_numpy()
     if repeated.any():
         row = int(np.argmax(repeated))
-        raise DataError(f"{side_source} line {side_lines[row]}: {key} {side[key][row]!r} has "
-                        "more than one row; expected one row per id.")
+        first = int(np.argmax((side[key] == side[key][row]).to_numpy()))
+        raise DataError(f"{side_source} line {side_lines[row]}: {key} {side[key][row]!r} already "
+                        f"has a row (line {side_lines[first]}); expected one row per id.")
     joined = frame.join(side, on=key, how="left", maintain_order="left")
     missing = joined[side.columns[1]].is_null().to_numpy()
     if missing.any():
@@ -142,8 +144,10 @@ def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches
     bad = (rating.is_null() | rating.is_nan() | rating.is_infinite()).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"{inter_path} line {lines[row]}: rating {inter['rating'][row]!r} is "
-                        "not a number.")
+        raw = inter["rating"][row]
+        shown = "is empty" if raw is None else f"{shorten(raw)} is not a finite number"
+        raise DataError(f"{inter_path} line {lines[row]}: rating {shown}; expected a number "
+                        "(ratings >= 4 become clicks).")
     frame = inter.select("user_id", "item_id").with_columns(
         pl.Series("label", np.where(rating.to_numpy() >= 4, "1", "0")))
     frame = _join_side(frame, users.select("user_id", "age", "gender", "occupation",

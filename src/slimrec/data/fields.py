@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from slimrec.data.build import encode, vocabulary
 from slimrec.data.interactions import csr_from_pairs
-from slimrec.data.readers import MAX_ID_LENGTH, POLARS_ERRORS, shorten
+from slimrec.data.readers import MAX_ID_LENGTH, POLARS_ERRORS, iter_lines, shorten
 from slimrec.errors import ConfigError, DataError
 from slimrec.io import atomic_write
 
@@ -296,6 +296,10 @@ def iter_delimited(path: str | Path, separator: str, columns: list[str] | None =
                     continue
                 if len(set(header)) != len(header):
                     raise DataError(f"{path} line 1: the header repeats a column name: {header}.")
+            nul = lines.str.contains("\x00", literal=True).to_numpy()
+            if nul.any():
+                raise DataError(f"{path} line {numbers[np.argmax(nul)]}: contains a NUL byte; "
+                                "expected text, not a binary file.")
             keep = (lines != "").to_numpy()
             lines, numbers = lines.filter(keep), numbers[keep]
             if len(lines) == 0:
@@ -313,8 +317,13 @@ def iter_delimited(path: str | Path, separator: str, columns: list[str] | None =
     except POLARS_ERRORS as error:
         if isinstance(error, DataError):
             raise
-        raise DataError(f"{path}: cannot be read as UTF-8 text ({shorten(str(error), 200)}); "
-                        "expected a plain or .gz delimited text file.") from None
+        for _ in iter_lines(path):  # names the line of undecodable text or a corrupt .gz
+            pass
+        expected = ("a complete .gz file (polars rejects gzip data that Python's gzip "
+                    "tolerates, such as padding after the end)" if path.suffix == ".gz"
+                    else "UTF-8 delimited text")
+        raise DataError(f"{path}: cannot be read ({shorten(str(error), 200)}); expected "
+                        f"{expected}.") from None
     if header is None:
         raise DataError(f"{path}: file is empty.")
 

@@ -209,7 +209,7 @@ def _ids_from_array(values: np.ndarray, column: str, role: str, source: str) -> 
         whole &= np.where(whole, values, 0) == np.floor(np.where(whole, values, 0))
         if not whole.all():
             row = int(np.argmin(whole))
-            raise DataError(f"{source} row {row}: column {column!r} ({role} ids) has value "
+            raise DataError(f"{source} row {row}: column {column!r} ({role}) has value "
                             f"{shorten(values[row].item())}; expected {_ID_EXPECTED} (a float "
                             "column is accepted only when every value is a whole number).")
         return pl.Series(column, values.astype(np.int64).astype(str), dtype=pl.String)
@@ -221,11 +221,11 @@ def _ids_from_array(values: np.ndarray, column: str, role: str, source: str) -> 
             elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 text.append(str(int(value)))
             else:
-                raise DataError(f"{source} row {row}: column {column!r} ({role} ids) has "
+                raise DataError(f"{source} row {row}: column {column!r} ({role}) has "
                                 f"{type(value).__name__} value {shorten(value)}; expected "
                                 f"{_ID_EXPECTED}.")
         return pl.Series(column, text, dtype=pl.String)
-    raise DataError(f"{source}: column {column!r} ({role} ids) has dtype {values.dtype}; "
+    raise DataError(f"{source}: column {column!r} ({role}) has dtype {values.dtype}; "
                     f"expected {_ID_EXPECTED}.")
 
 
@@ -341,14 +341,14 @@ def _columns_of(frame: Any, roles: dict[str, str | None], source: str
             _frame_like_column(frame, column, role, source), column, role, source)
     else:
         raise DataError(
-            f"{source}: expected a pandas or polars DataFrame, a dict of column arrays or a "
-            f"tuple (users, items[, ratings[, timestamps]]) of numpy arrays; got "
+            "interactions_from_frame: expected a pandas or polars DataFrame, a dict of column "
+            "arrays or a tuple (users, items[, ratings[, timestamps]]) of numpy arrays; got "
             f"{type(frame).__name__}.")
     found = {}
     for role, column in wanted.items():
         if column not in columns:
-            raise DataError(f"{source}: missing {role} column {column!r}; the frame has "
-                            f"columns {columns}.")
+            raise DataError(f"{source}: missing {role} column {column!r}; found columns "
+                            f"{columns}.")
         found[role] = (column, get(column, role))
     return found
 

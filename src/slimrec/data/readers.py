@@ -53,7 +53,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found.")
-    if path.suffix == ".gz":
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return open(path, encoding="utf-8")
 
@@ -79,8 +79,15 @@ def _decode_block(path: Path, block: bytes, first_line: int) -> list[str]:
     return lines
 
 
+def is_gzip(path: Path) -> bool:
+    """Whether a file starts with the gzip magic bytes. Compression is told by content, as
+    polars does, so a plain file named ``.gz`` (or a gzip file without the suffix) reads."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def iter_lines(path: str | Path, block_size: int = 1 << 20) -> Iterator[tuple[int, str]]:
-    """``(1-based line number, text without the line ending)`` of a plain or ``.gz`` UTF-8 file.
+    """``(1-based line number, text without the line ending)`` of a plain or gzip UTF-8 file.
 
     A NUL byte, invalid UTF-8, a truncated or corrupt gzip stream or an unreadable file raise
     ``DataError`` naming the file and the line. A UTF-8 byte-order mark on line 1 is dropped.
@@ -89,9 +96,9 @@ def iter_lines(path: str | Path, block_size: int = 1 << 20) -> Iterator[tuple[in
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found.")
-    compressed = path.suffix == ".gz"
     line_number = 0
     try:
+        compressed = is_gzip(path)
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
             pending: list[bytes] = []  # pieces of a line longer than one block
             while True:
@@ -111,11 +118,11 @@ def iter_lines(path: str | Path, block_size: int = 1 << 20) -> Iterator[tuple[in
                 if not block:
                     break
     except _GZIP_ERRORS as error:
-        if compressed:
+        if path.suffix == ".gz" or is_gzip(path):
+            where = f" after line {line_number}" if line_number else ""
             raise DataError(
-                f"{path}: corrupt or truncated gzip data after line {line_number} "
-                f"({_error_text(error)}); expected a complete .gz file. Download or "
-                "compress it again.") from None
+                f"{path}: corrupt or truncated gzip data{where} ({_error_text(error)}); "
+                "expected a complete .gz file. Download or compress it again.") from None
         raise DataError(f"{path}: cannot be read ({_error_text(error)}).") from None
 
 
@@ -310,7 +317,20 @@ def read_table(path: str | Path, separator: str | None = None) -> pl.DataFrame:
                                 f"({_error_text(error)}).")) from None
     if frame.height == 0:
         raise DataError(f"{path}: file has a header but no rows.")
+    _reject_nul(frame, path)
     return frame
+
+
+def _reject_nul(frame: pl.DataFrame, path: Path) -> None:
+    """polars reads NUL bytes as text; a NUL means binary content, so name where it is."""
+    if any("\x00" in name for name in frame.columns):
+        raise DataError(f"{path} line 1: the header contains a NUL byte; expected UTF-8 text, "
+                        "not a binary file.")
+    nul = frame.select(pl.any_horizontal(pl.all().str.contains("\x00", literal=True))
+                       ).to_series().fill_null(False).to_numpy()
+    if nul.any():
+        raise DataError(f"{path} line {int(np.argmax(nul)) + 2}: contains a NUL byte; expected "
+                        "UTF-8 text, not a binary file.")
 
 
 def read_table_lines(path: str | Path, separator: str | None = None
@@ -355,10 +375,11 @@ def _numeric(frame: pl.DataFrame, column: str, path: str | Path,
     bad = (values.is_null() | values.is_nan() | values.is_infinite()).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(
-            f"{path} {label} {lines[row]}: field {column!r} has value "
-            f"{shorten(frame[column][row])}, which is not a finite number."
-        )
+        raw = frame[column][row]
+        shown = "is empty" if raw is None or not str(raw).strip() else \
+            f"has value {shorten(raw)}, which is not a finite number"
+        raise DataError(f"{path} {label} {lines[row]}: field {column!r} {shown}; expected a "
+                        "finite number.")
     return values.to_numpy()
 
 

@@ -389,6 +389,9 @@ def _recorded_checksums(folder: Path) -> dict[str, str]:
     except json.JSONDecodeError as error:
         raise DataError(f"{path} line {error.lineno}: corrupt checksum record ({error.msg}); "
                         f"{remedy}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: byte {error.start} of the checksum record is not UTF-8 "
+                        f"text; {remedy}") from None
     except (OSError, ValueError, RecursionError) as error:
         raise DataError(f"{path}: unreadable checksum record ({type(error).__name__}); "
                         f"{remedy}") from None
@@ -559,3 +562,40 @@ def load_dataset(name: str | os.PathLike[str], data_dir: str | Path | None = Non
         log = read_movielens_ratings(ratings)
     return interactions_from_log(name, log, split or "holdout", test_fraction, seed,
                                  min_rating, duplicates)
+
+
+# ---------------------------------------------------------------- listing (CLI `datasets`)
+def list_datasets(kind: str | None = None) -> str:
+    """One line per registry entry (of one ``kind``): name, kind, format, description."""
+    entries = [info for info in all_datasets() if kind is None or info.kind == kind]
+    if kind is not None:
+        _check_kind(kind)
+    if not entries:
+        return f"no {kind} datasets registered."
+    name_width = max(len(info.name) for info in entries)
+    format_width = max(len(info.format) for info in entries)
+    return "\n".join(f"{info.name:<{name_width}}  {info.kind:<12}  "
+                     f"{info.format:<{format_width}}  {info.description}" for info in entries)
+
+
+def describe_dataset(name: str, data_dir: str | Path | None = None,
+                     kind: str | None = None) -> str:
+    """The registry entry (or entries) of ``name`` as JSON, followed by the statistics of the
+    data when it is at hand: embedded (synthetic) or under ``data_dir``. A path (the user's own
+    file) is loaded and described by its statistics."""
+    if not dataset_kinds(name) and looks_like_path(name):
+        stats = load_dataset(name, progress=False).stats()
+        return json.dumps({"name": name, "kind": "interactions", "source": "file"}, indent=2) \
+            + "\n" + json.dumps(stats, indent=2)
+    info = dataset_info(name, kind)
+    parts = [json.dumps(info.to_dict(), indent=2)]
+    entries = info.entries if isinstance(info, DatasetGroup) else (info,)
+    for entry in entries:
+        if entry.kind == "interactions" and (data_dir is not None or entry.format == "synthetic"):
+            parts.append(json.dumps(load_dataset(name, data_dir, progress=False).stats(),
+                                    indent=2))
+        elif entry.kind == "fields" and data_dir is not None:
+            from slimrec.data.ctr_readers import load_field_data  # imports this module
+
+            parts.append(json.dumps(load_field_data(name, data_dir).stats(), indent=2))
+    return "\n".join(parts)

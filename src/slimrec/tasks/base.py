@@ -98,19 +98,33 @@ class RunConfig(FrozenConfig):
     @classmethod
     def _lift_train_settings(cls, values: Any) -> Any:
         """Configs written before ``train`` was nested (format-1 runs, older YAML files) set
-        training keys at the top level; they mean the same ``train`` keys."""
+        training keys at the top level; they mean the same ``train`` keys. A key given both
+        ways with two values is an error: neither can be silently dropped."""
         if not isinstance(values, Mapping):
             return values
+        lifted, flat = cls.nest_train_keys(values)
+        nested = lifted.get("train") or {}
+        clashes = sorted(key for key in flat if key in nested and nested[key] != flat[key])
+        if clashes:
+            raise ValueError(f"{', '.join(clashes)} given both at the top level and under "
+                             "train, with different values; keep one")
+        return lifted
+
+    @classmethod
+    def nest_train_keys(cls, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(values with top-level training keys moved under train, the keys moved)``; a key
+        under ``train`` wins over the same key at the top level. Layers of settings (a YAML
+        file, then flags) are nested this way before they are merged."""
         train_class = cls.model_fields["train"].annotation
         names = {**{key: key for key in train_class.model_fields}, **cls._legacy_train_keys()}
         flat = {names[key]: value for key, value in values.items() if key in names}
-        if not flat:
-            return values
         values = {key: value for key, value in values.items() if key not in names}
         train = values.get("train")
-        nested = dict(train.model_dump() if isinstance(train, FrozenConfig) else train or {})
-        values["train"] = {**flat, **nested}
-        return values
+        nested = (train.model_dump(exclude_unset=True) if isinstance(train, FrozenConfig)
+                  else dict(train or {}))
+        if flat:
+            values["train"] = {**flat, **nested}
+        return values, flat
 
     @classmethod
     def _legacy_train_keys(cls) -> dict[str, str]:
