@@ -69,14 +69,16 @@ def run(config: RunConfig | Mapping[str, Any], *, data: Any = None,
     """Train and evaluate one model; write its results, config and artifact to ``config.out``.
 
     ``config`` is a run config or a mapping of settings (``{"task": "ctr", "dataset":
-    "frappe", "budget": "10%"}``); ``data`` skips loading when the caller has it already.
-    Returns the results document.
+    "frappe", "budget": "10%"}``). ``data`` skips loading: the task's data (e.g.
+    ``Interactions``), or for retrieval a pandas/polars frame or arrays of (user, item[,
+    rating, time]) read with the config's column settings. Returns the results document.
     """
     if not isinstance(config, RunConfig):
         config = load_config(overrides=config)
     apply_threads(config)
     start = time.perf_counter()
-    data = data if data is not None else prepare(config)
+    task = get_task(config.task)
+    data = task.adopt(config, data) if data is not None else task.load(config)
     model = build_model(config, data)
     preprocess_seconds = time.perf_counter() - start
     result = fit(model, data, config)

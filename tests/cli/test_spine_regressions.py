@@ -137,3 +137,69 @@ def test_item12_written_files_follow_the_umask(tmp_path):
         os.umask(previous)
     for name in ("results.json", "config.yaml", "model.safetensors", "manifest.json"):
         assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o644, name
+
+
+def test_item5_one_dataset_registry_lists_and_describes_every_kind(capsys):
+    assert main(["datasets", "list"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("gowalla", "frappe", "criteo-sample", "avazu"):
+        assert name in listing
+    assert "fields" in listing and "interactions" in listing
+    assert main(["datasets", "info", "frappe"]) == 0
+    assert '"kind": "fields"' in capsys.readouterr().out
+    assert main(["datasets", "info", "frapé"]) == 2
+    assert "Did you mean 'frappe'" in capsys.readouterr().err
+
+
+def _own_log(tmp_path, duplicate: bool = False):
+    lines = ["uid,iid,ts"] + [f"u{u},i{(u * 7 + k) % 40},{k}" for u in range(60)
+                              for k in range(8)]
+    if duplicate:
+        lines.append("u0,i0,99")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_own_file_trains_and_compresses_through_the_cli(tmp_path, capsys):
+    path = _own_log(tmp_path)
+    run = tmp_path / "own"
+    assert main(["train", "--dataset", str(path), "--user-col", "uid", "--item-col", "iid",
+                 "--time-col", "ts", "--test-split", "leave_last_out", "--dim", "8",
+                 "--epochs", "2", "--no-progress", "--out", str(run)]) == 0
+    document = json.loads((run / "results.json").read_text())
+    assert document["dataset"]["users"] == 60 and document["dataset"]["items"] == 40
+    assert main(["compress", "--model", str(run), "--method", "quantized", "--budget", "50%",
+                 "--out", str(tmp_path / "small")]) == 0
+    compressed = json.loads((tmp_path / "small" / "results.json").read_text())
+    assert compressed["embedding"]["method"] == "quantized"
+    assert compressed["memory_bytes"]["embeddings"] <= document["memory_bytes"]["embeddings"] / 2
+
+
+def test_own_file_duplicates_error_by_default_or_follow_the_policy(tmp_path, capsys):
+    path = _own_log(tmp_path, duplicate=True)
+    common = ["train", "--dataset", str(path), "--user-col", "uid", "--item-col", "iid",
+              "--dim", "8", "--epochs", "1", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "log.csv line 482" in err and "Traceback" not in err
+    assert main([*common, "--duplicates", "first", "--out", str(tmp_path / "b")]) == 0
+
+
+def test_python_one_call_entry_takes_frames_and_rejects_bad_ones(tmp_path):
+    import numpy as np
+    import polars as pl
+
+    import slimrec
+    from slimrec.errors import DataError
+
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"user": rng.integers(0, 50, 2000),
+                          "item": rng.integers(0, 80, 2000)}).unique()
+    settings = {"dim": 8, "train": {"epochs": 1}, "progress": False, "out": str(tmp_path / "f")}
+    document = slimrec.run(settings, data=frame)
+    assert document["dataset"]["users"] == 50
+    with pytest.raises(DataError, match="column 'user'"):
+        slimrec.run(settings, data=pl.DataFrame({"user": [1.5, None], "item": [1, 2]}))
+    with pytest.raises(DataError):
+        slimrec.run(settings, data=[1, 2, 3])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -203,6 +204,9 @@ def test_movielens_ctr_side_table_problems(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"ml-100k\.user line 3: user_id '1' already has a "
                                         r"row \(line 2\)"):
         load(case, tmp_path, "\n".join([*lines[:2], lines[1], *lines[2:]]).encode())
+    empty_key = "\n".join([*lines, "\t30\tM\twriter\t12345"]).encode()
+    with pytest.raises(DataError, match=r"ml-100k\.user line 5: user_id is empty"):
+        load(case, tmp_path, empty_key)
     without_zip = "\n".join(line.rsplit("\t", 1)[0] for line in lines).encode()
     with pytest.raises(DataError, match=r"ml-100k\.user: missing column 'zip_code'"):
         load(case, tmp_path, without_zip)
@@ -294,6 +298,19 @@ def test_corrupt_field_data_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "x.npz"
     path.write_bytes(content)
     with pytest.raises(DataError, match=r"x\.npz: not a readable FieldData cache file"):
+        FieldData.load(path)
+
+
+def test_field_data_file_with_foreign_zip_flags(tmp_path: Path) -> None:
+    """Found by fuzzing: a flipped bit marking a member encrypted made zipfile raise
+    RuntimeError."""
+    content = bytearray(VALID_NPZ)
+    for entry in re.finditer(rb"PK\x01\x02", VALID_NPZ):  # central directory entries
+        content[entry.start() + 8] |= 1  # general purpose flag bit 0: encrypted
+    path = tmp_path / "x.npz"
+    path.write_bytes(bytes(content))
+    with pytest.raises(DataError, match=r"x\.npz: not a readable FieldData cache file "
+                                        r"\(RuntimeError"):
         FieldData.load(path)
 
 

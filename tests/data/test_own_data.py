@@ -84,6 +84,8 @@ def test_lightgcn_and_inter_folders(tmp_path: Path) -> None:
     (tmp_path / "lg" / "test.txt").write_text("0 0\n1 1\n")
     data = load_interactions_file(tmp_path / "lg")
     assert (data.name, data.train.nnz, data.test.nnz) == ("lg", 4, 2)
+    with pytest.raises(ConfigError, match="holds a given train/test split"):
+        load_interactions_file(tmp_path / "lg", split="holdout")
     (tmp_path / "atomic").mkdir()
     (tmp_path / "atomic" / "x.inter").write_text(table("\t", "user_id:token,item_id:token,"
                                                              "rating:float,timestamp:float"))

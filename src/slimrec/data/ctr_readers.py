@@ -2,7 +2,10 @@
 
 ``load_field_data(name, data_dir)`` finds the dataset's file under ``data_dir`` (for example
 ``../shared/data``; default the download cache), encodes it with ``encode_batches`` and caches
-the arrays as ``.npz`` keyed by the settings and the source files' sizes and mtimes.
+the arrays as ``.npz`` keyed by the settings and the source files' sizes and mtimes. The
+datasets are the "fields" entries of the one registry (``slimrec.data.registry``); their
+``format`` picks the reader in ``FIELD_READERS``. A cache file that cannot be read is a cache
+miss: a ``RuntimeWarning`` names it and the data is encoded again over it.
 
 - ``frappe``: the literature's CTR version (NFM / AFN / FuxiCTR "Frappe_x1"), regenerated from
   the original log: every log row is a positive with 10 fields (user, item and 8 context
@@ -117,10 +120,15 @@ def _atomic_table(folder: Path, name: str, columns: tuple[str, ...]
 
 def _join_side(frame: pl.DataFrame, side: pl.DataFrame, key: str, lines: np.ndarray,
                source: Path, side_source: Path, side_lines: np.ndarray) -> pl.DataFrame:
+    empty = (side[key].is_null() | (side[key].str.strip_chars() == "")).fill_null(True)
+    if empty.any():
+        row = int(np.argmax(empty.to_numpy()))
+        raise DataError(f"{side_source} line {side_lines[row]}: {key} is empty; expected an id "
+                        "on every row.")
     repeated = (~side[key].is_first_distinct()).to_numpy()
     if repeated.any():
         row = int(np.argmax(repeated))
-        first = int(np.argmax((side[key] == side[key][row]).to_numpy()))
+        first = int(np.argmax((side[key] == side[key][row]).fill_null(False).to_numpy()))
         raise DataError(f"{side_source} line {side_lines[row]}: {key} {side[key][row]!r} already "
                         f"has a row (line {side_lines[first]}); expected one row per id.")
     joined = frame.join(side, on=key, how="left", maintain_order="left")

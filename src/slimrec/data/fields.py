@@ -231,8 +231,10 @@ class FieldData:
                            str(meta["source"]))
         except DataError:
             raise
-        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError,
-                zipfile.BadZipFile, zlib.error, RecursionError) as error:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, RuntimeError,
+                NotImplementedError, MemoryError, zipfile.BadZipFile, zlib.error) as error:
+            # RuntimeError / NotImplementedError: zip flags (encrypted, patched) in a corrupt
+            # header; MemoryError: a corrupt array header claiming a huge shape.
             raise DataError(f"{path}: not a readable FieldData cache file "
                             f"({type(error).__name__}: {shorten(str(error), 120)}); expected an "
                             ".npz written by FieldData.save. Delete it to encode again.") from None

@@ -151,15 +151,17 @@ def load_interactions_file(
     min_rating: float | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
-    split: SplitName = "holdout",
+    split: SplitName | None = None,
     name: str | None = None,
 ) -> Interactions:
     """Load a user's own interaction file as ``Interactions`` (see ``read_interactions_file``
-    for the formats and ``interactions_from_log`` for ``split``, ``min_rating`` and
-    ``duplicates``: "error" | "first" | "count").
+    for the formats and ``interactions_from_log`` for ``split`` (default "holdout";
+    "leave_last_out" needs ``time_col``), ``min_rating`` and ``duplicates``: "error" | "first"
+    | "count").
 
     A folder is read as a LightGCN split when it holds ``train.txt`` and ``test.txt`` (plain or
-    ``.gz``; the given split is kept), else as its single ``.inter`` file.
+    ``.gz``; their split is kept, so ``split`` must stay None), else as its single ``.inter``
+    file. ``name`` (default: the file name without suffixes) names the dataset.
     """
     _check_policy(duplicates)
     path = Path(path)
@@ -170,8 +172,8 @@ def load_interactions_file(
                             split=split, name=name)
     log = read_interactions_file(path, user_col=user_col, item_col=item_col,
                                  rating_col=rating_col, time_col=time_col, separator=separator)
-    return interactions_from_log(name or _dataset_name(path), log, split, test_fraction, seed,
-                                 min_rating, duplicates)
+    return interactions_from_log(name or _dataset_name(path), log, split or "holdout",
+                                 test_fraction, seed, min_rating, duplicates)
 
 
 def _load_folder(folder: Path, *, name: str | None, **options: Any) -> Interactions:
@@ -184,6 +186,9 @@ def _load_folder(folder: Path, *, name: str | None, **options: Any) -> Interacti
         if options["min_rating"] is not None:
             raise ConfigError(f"min_rating needs ratings; the LightGCN files in {folder} have "
                               "none.")
+        if options["split"] is not None:
+            raise ConfigError(f"{folder} holds a given train/test split (train.txt, test.txt); "
+                              "split cannot be chosen.")
         return interactions_from_split_logs(
             name or folder.name, read_lightgcn_file(train, require_items=True),
             read_lightgcn_file(test, require_items=False))

@@ -520,14 +520,14 @@ def load_dataset(name: str | os.PathLike[str], data_dir: str | Path | None = Non
     go to ``load_interactions_file`` with the column options, ``separator``, ``duplicates``,
     ``min_rating`` and ``split`` (default "holdout"); the column options are errors with a
     registered name. ``duplicates`` / ``min_rating`` / ``split`` also apply to registered
-    rating logs (ml-100k, ml-1m); LightGCN datasets keep their given split.
+    rating logs (ml-100k, ml-1m); LightGCN datasets keep their given split. ``data_dir`` is
+    for registered names only; a path is used as given (relative to the working directory).
     """
     if isinstance(name, os.PathLike) or (not dataset_kinds(name) and looks_like_path(name)):
         return load_interactions_file(
             Path(name), user_col=user_col, item_col=item_col, rating_col=rating_col,
             time_col=time_col, separator=separator, duplicates=duplicates,
-            min_rating=min_rating, test_fraction=test_fraction, seed=seed,
-            split=split or "holdout")
+            min_rating=min_rating, test_fraction=test_fraction, seed=seed, split=split)
     given = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
              "time_col": time_col, "separator": separator}
     changed = [key for key, value in given.items() if value != _OWN_FILE_OPTIONS[key]]

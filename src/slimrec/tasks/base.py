@@ -190,6 +190,11 @@ class Task(ABC):
     def load(self, config: RunConfig) -> Any:
         """The dataset of ``config``, split into train / val / test."""
 
+    def adopt(self, config: RunConfig, data: Any) -> Any:
+        """Data the caller passed in (``run(settings, data=...)``), as ``load`` would give it:
+        tasks that accept in-memory tables (a data frame, arrays) convert them here."""
+        return data
+
     @abstractmethod
     def data_key(self, config: RunConfig) -> Hashable:
         """Configs with equal keys load equal data (a sweep loads it once)."""

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from slimrec.data.build import DuplicatePolicy, SplitName
 from slimrec.data.interactions import Interactions
+from slimrec.data.own_data import interactions_from_frame
 from slimrec.data.registry import load_dataset
 from slimrec.data.sampler import NegativeSampler
 from slimrec.data.splits import carve_validation
@@ -30,6 +32,8 @@ from slimrec.models.base import RecModel, RetrievalModel, model_class
 from slimrec.tasks.base import Batches, Evaluation, RunConfig, Task, register_task
 
 SEEN_FILE = "seen.safetensors"
+FILE_OPTIONS = ("user_col", "item_col", "rating_col", "time_col", "separator", "duplicates",
+                "min_rating", "test_split")
 
 
 def seen_tensors(seen: sp.csr_matrix) -> dict[str, Tensor]:
@@ -58,6 +62,21 @@ class RetrievalConfig(RunConfig):
                                  "held out for test, for datasets without a given split")
     ks: list[int] = Field(default_factory=lambda: [10, 20, 50], min_length=1,
                           description="cutoffs K of the test metrics")
+    # Reading your own interaction file (--dataset PATH: CSV, TSV, Parquet, RecBole .inter).
+    user_col: str = Field("user", description="own file: the user id column")
+    item_col: str = Field("item", description="own file: the item id column")
+    rating_col: str | None = Field(None, description="own file: the rating column, if any")
+    time_col: str | None = Field(None, description="own file: the timestamp column, if any")
+    separator: str | None = Field(None, description="own file: the column separator "
+                                  "(default: from the suffix)")
+    duplicates: DuplicatePolicy = Field(
+        "error", description="own file: a repeated (user, item) pair is an error, keeps its "
+        "first row, or is kept once with its count as weight")
+    min_rating: float | None = Field(None, description="own file: drop rows rated below this")
+    test_split: SplitName | None = Field(
+        None, description="how test items are held out: a seeded per-user random share "
+        "(holdout) or each user's latest items by time (leave_last_out); default: the "
+        "dataset's")
 
 
 @dataclass(frozen=True)
@@ -112,15 +131,38 @@ class RetrievalTask(Task):
 
     def load(self, config: RetrievalConfig) -> Interactions:
         data = load_dataset(config.dataset, config.data_dir, seed=config.seed,
-                            test_fraction=config.test_fraction, progress=config.progress)
+                            test_fraction=config.test_fraction, progress=config.progress,
+                            **self._file_options(config))
         if config.val_fraction > 0:
             data = carve_validation(data, config.val_fraction, config.seed)
         return data
 
+    def adopt(self, config: RetrievalConfig, data: Any) -> Interactions:
+        """``Interactions`` as given; a pandas or polars frame, a dict or tuple of arrays is
+        read with the run's column settings and split like a file."""
+        if isinstance(data, Interactions):
+            return data
+        options = self._file_options(config)
+        options.pop("separator", None)
+        data = interactions_from_frame(data, seed=config.seed,
+                                       test_fraction=config.test_fraction, **options)
+        if config.val_fraction > 0:
+            data = carve_validation(data, config.val_fraction, config.seed)
+        return data
+
+    @staticmethod
+    def _file_options(config: RetrievalConfig) -> dict[str, Any]:
+        """The own-file settings the user changed (a registered dataset rejects them)."""
+        changed = {name: getattr(config, name) for name in FILE_OPTIONS
+                   if getattr(config, name) != RetrievalConfig.model_fields[name].default}
+        if "test_split" in changed:
+            changed["split"] = changed.pop("test_split")
+        return changed
+
     def data_key(self, config: RetrievalConfig) -> Hashable:
         # The seed carves the validation split.
         return (config.dataset, config.data_dir, config.seed, config.val_fraction,
-                config.test_fraction)
+                config.test_fraction, tuple(sorted(self._file_options(config).items())))
 
     def build(self, config: RetrievalConfig, data: Interactions) -> RetrievalModel:
         requests = {
