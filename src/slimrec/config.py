@@ -7,7 +7,6 @@ to the declared type (``"5e-4"`` from YAML becomes a float). Validation errors b
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from slimrec.errors import ConfigError
+from slimrec.errors import ConfigError, did_you_mean
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -54,8 +53,7 @@ def _explain(error: ValidationError, cls: type[BaseModel], where: str) -> str:
         key = ".".join(str(part) for part in item["loc"]) or "(root)"
         if item["type"] == "extra_forbidden":
             owner = _config_at(cls, tuple(item["loc"][:-1]))
-            guess = difflib.get_close_matches(str(item["loc"][-1]), _suggestions(owner), n=1)
-            hint = f" Did you mean {guess[0]!r}?" if guess else ""
+            hint = did_you_mean(str(item["loc"][-1]), _suggestions(owner))
             lines.append(f"{where}: unknown key {key!r}.{hint} Known keys: "
                          f"{', '.join(owner.model_fields)}.")
         elif item["type"] == "value_error":

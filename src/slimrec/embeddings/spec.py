@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from slimrec.budget import Budget, format_bytes, parse_budget
 from slimrec.config import FrozenConfig, parse_config
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.errors import BudgetError, ConfigError
+from slimrec.errors import BudgetError, ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,7 @@ def register(config_cls: type[TableConfig]) -> type[TableConfig]:
 
 def method_config(method: str) -> type[TableConfig]:
     if method not in METHODS:
-        import difflib
-
-        guess = difflib.get_close_matches(method, METHODS, n=1)
-        hint = f" Did you mean {guess[0]!r}?" if guess else ""
-        raise ConfigError(f"unknown embedding method {method!r}.{hint} "
+        raise ConfigError(f"unknown embedding method {method!r}.{did_you_mean(method, METHODS)} "
                           f"Known methods: {', '.join(sorted(METHODS))}.")
     return METHODS[method]
 

@@ -8,7 +8,6 @@ compression and serving talk to this base only.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +17,7 @@ from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig, parse_config
 from slimrec.embeddings.base import EmbeddingTable, state_bytes
-from slimrec.errors import ConfigError
+from slimrec.errors import ConfigError, did_you_mean
 
 Scorer = Callable[[Tensor, Tensor | None], Tensor]
 M = TypeVar("M", bound=type["RecModel"])
@@ -43,10 +42,9 @@ def model_class(name: str, task: str | None = None) -> type[RecModel]:
         raise ConfigError(f"model {name!r} is a {MODELS[name].task} model, not a {task} model; "
                           f"{task} models: {', '.join(known)}.")
     if name not in MODELS:
-        guess = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean {guess[0]!r}?" if guess else ""
-        raise ConfigError(f"unknown model {name!r}.{hint} Known{f' {task}' if task else ''} "
-                          f"models: {', '.join(known)}.")
+        which = f"{task} models" if task else "models"
+        raise ConfigError(f"unknown model {name!r}.{did_you_mean(name, known)} Known {which}: "
+                          f"{', '.join(known)}.")
     return MODELS[name]
 
 
@@ -102,6 +100,28 @@ class RecModel(nn.Module):
         """Load the tables' states (by qualified name) and the dense tensors."""
         self.load_state_dict({**{f"{name}.{key}": value for name, table in tables.items()
                                  for key, value in table.state_dict().items()}, **dense})
+
+    # ------------------------------------------------------------------ structure search
+    def pending_search_epochs(self) -> int:
+        """Epochs of a structure search (which interactions or information flows to keep) still
+        to run before training; ``fit`` then searches, applies the decision, rewinds and
+        retrains (``slimrec.train.search``). 0 for models without one, and once applied."""
+        return 0
+
+    def begin_search(self, steps: int) -> None:
+        """Called before the search's ``steps`` optimizer steps (e.g. to anneal gates)."""
+
+    def search_decision(self) -> dict[str, Any]:
+        """What the search chose, JSON-able (saved in the artifact's ``model_info``)."""
+        raise NotImplementedError(f"{self.name} has no structure search.")
+
+    def apply_search_decision(self, decision: Mapping[str, Any]) -> None:
+        """Restructure the model to compute only what ``decision`` keeps."""
+        raise NotImplementedError(f"{self.name} has no structure search.")
+
+    def structure_report(self) -> dict[str, Any]:
+        """Entries the model adds to results.json (e.g. kept interactions and their cost)."""
+        return {}
 
     # ------------------------------------------------------------------ hooks and memory
     def regularizer(self) -> Tensor | None:

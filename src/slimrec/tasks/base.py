@@ -8,7 +8,6 @@ holds what is the same and talks to a ``Task`` only.
 
 from __future__ import annotations
 
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from slimrec.budget import BudgetSetting
 from slimrec.config import FrozenConfig
 from slimrec.embeddings import EmbeddingSpec
 from slimrec.embeddings.spec import method_config
-from slimrec.errors import ConfigError
+from slimrec.errors import ConfigError, did_you_mean
 from slimrec.models.base import RecModel, model_class
 from slimrec.train.config import TrainConfig
 
@@ -36,9 +35,8 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        guess = difflib.get_close_matches(name, TASKS, n=1)
-        hint = f" Did you mean {guess[0]!r}?" if guess else ""
-        raise ConfigError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(TASKS)}.")
+        raise ConfigError(f"unknown task {name!r}.{did_you_mean(name, TASKS)} Known tasks: "
+                          f"{', '.join(TASKS)}.")
     return TASKS[name]
 
 
@@ -48,8 +46,7 @@ def _check_embedding_params(method: str, params: Mapping[str, Any]) -> None:
     config_cls = method_config(method)
     for key in params:
         if key not in config_cls.model_fields:
-            guess = difflib.get_close_matches(key, config_cls.model_fields, n=1)
-            hint = f" Did you mean {guess[0]!r}?" if guess else ""
+            hint = did_you_mean(key, config_cls.model_fields)
             raise ValueError(f"embedding_params: {method} has no parameter {key!r}.{hint} "
                              f"Its parameters: {', '.join(config_cls.model_fields)}")
     from pydantic import ValidationError
@@ -169,7 +166,8 @@ class Batches(ABC):
 
     @abstractmethod
     def epoch(self, batch_size: int, rng: Any) -> Iterator[Any]:
-        """The batches of one epoch; each has a ``size``. Draws from ``rng`` (numpy)."""
+        """The batches of one epoch; each has a ``size`` and ``slice(begin, end)`` (rows of a
+        data-parallel rank). Draws from ``rng`` (numpy)."""
 
 
 class Task(ABC):
@@ -234,6 +232,11 @@ class Task(ABC):
         (to calibrate low-rank dense layers)."""
         raise ConfigError(f"{self.name} models have no batch-fed dense layers to make low rank; "
                           "--dense-rank applies to CTR runs.")
+
+    def run_record(self, config: RunConfig) -> dict[str, Any]:
+        """Task settings the results document records at its top level (sequential: the
+        evaluation protocol, ``"eval": "full"``)."""
+        return {}
 
     def artifact_files(self, data: Any) -> dict[str, dict[str, Tensor]]:
         """Extra tensors an artifact stores beside the model, by file name."""

@@ -22,26 +22,15 @@ from slimrec.eval.ctr import DEFINITIONS, evaluate_ctr
 from slimrec.models.base import RecModel, model_class
 from slimrec.models.ctr import CTRBatch, CTRModel, FieldTensors, build_field_embeddings
 from slimrec.tasks.base import Batches, Evaluation, RunConfig, Task, register_task
-from slimrec.train.config import TrainConfig
+from slimrec.train.config import TrainConfig, with_defaults
 
-
-class CTRTrainConfig(TrainConfig):
-    """``TrainConfig`` with the defaults of the published CTR baselines (FuxiCTR): validation
-    AUC every epoch, and lr divided by 10 after an epoch that does not improve it."""
-
-    epochs: int = Field(30, ge=1, description="most epochs to train")
-    lr: float = Field(3e-3, gt=0, description="learning rate (Adam; SparseAdam for row-sparse "
-                      "tables)")
-    lr_schedule: Literal["milestones", "plateau"] = Field(
-        "plateau", description="milestones: lr times lr_gamma after each of lr_milestones; "
-        "plateau: lr times lr_gamma after each validation check without improvement")
-    l2: float = Field(0.01, ge=0, description="weight of the L2 penalty on batch embeddings")
-    patience: int = Field(2, ge=1, description="validation checks without improvement before "
-                          "stopping")
-    # Once lr has decayed, AUC creeps up by noise-sized steps; those are not progress.
-    min_delta: float = Field(1e-4, ge=0, description="validation gain that counts as an "
-                             "improvement")
-    eval_every: int = Field(1, ge=1, description="epochs between validation checks")
+# Once lr has decayed, AUC creeps up by noise-sized steps (min_delta: those are not progress).
+CTRTrainConfig = with_defaults(
+    TrainConfig, "CTRTrainConfig",
+    "``TrainConfig`` with the defaults of the published CTR baselines (FuxiCTR): validation "
+    "AUC every epoch, and lr divided by 10 after an epoch that does not improve it.",
+    epochs=30, lr=3e-3, lr_schedule="plateau", l2=0.01, patience=2, min_delta=1e-4,
+    eval_every=1)
 
 
 class CTRConfig(RunConfig):

@@ -6,9 +6,10 @@ decay it on a plateau of validation AUC). A run config holds it nested, as ``tra
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from slimrec.config import FrozenConfig
 
@@ -45,3 +46,15 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"lr_milestones {list(self.lr_milestones)} apply to lr_schedule "
                              f"'milestones', not {self.lr_schedule!r}")
         return self
+
+
+C = TypeVar("C", bound=FrozenConfig)
+
+
+def with_defaults(base: type[C], name: str, doc: str, **defaults: Any) -> type[C]:
+    """A subclass of ``base`` whose named fields keep their type, constraints and description
+    and take new defaults: a task's own defaults, without declaring the fields twice."""
+    fields = {key: (base.model_fields[key].annotation,
+                    FieldInfo.merge_field_infos(base.model_fields[key], default=value))
+              for key, value in defaults.items()}
+    return create_model(name, __base__=base, __doc__=doc, **fields)  # type: ignore[call-overload]
