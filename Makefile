@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first and pinned: the CPU wheel is local; an unpinned torch would pull CUDA packages.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# constraints.txt: the exact versions tested (pyproject.toml only has compatible ranges).
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,serve]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def environment() -> dict[str, Any]:
+    import torch  # here, not at import: measuring peak RSS should not load torch
+
     return {"python": platform.python_version(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cpu": _cpu_name(),
             "platform": platform.platform()}

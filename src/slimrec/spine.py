@@ -25,6 +25,7 @@ from slimrec.io import atomic_write_json, atomic_write_text
 from slimrec.models.base import RecModel
 from slimrec.serve.artifact import save_artifact
 from slimrec.tasks import RunConfig, get_task
+from slimrec.train.distributed import LOCAL, Strategy
 from slimrec.train.loop import TrainResult, fit
 
 
@@ -65,13 +66,15 @@ def build_model(config: RunConfig, data: Any) -> RecModel:
 
 
 def run(config: RunConfig | Mapping[str, Any], *, data: Any = None,
-        command: str | None = None) -> dict[str, Any]:
+        command: str | None = None, strategy: Strategy = LOCAL) -> dict[str, Any] | None:
     """Train and evaluate one model; write its results, config and artifact to ``config.out``.
 
     ``config`` is a run config or a mapping of settings (``{"task": "ctr", "dataset":
     "frappe", "budget": "10%"}``). ``data`` skips loading: the task's data (e.g.
     ``Interactions``), or for retrieval a pandas/polars frame or arrays of (user, item[,
     rating, time]) read with the config's column settings. Returns the results document.
+    ``strategy``: how training spreads over processes (``train/distributed.py``); only its
+    rank 0 evaluates and writes, the other ranks return None.
     """
     if not isinstance(config, RunConfig):
         config = load_config(overrides=config)
@@ -81,7 +84,9 @@ def run(config: RunConfig | Mapping[str, Any], *, data: Any = None,
     data = task.adopt(config, data) if data is not None else task.load(config)
     model = build_model(config, data)
     preprocess_seconds = time.perf_counter() - start
-    result = fit(model, data, config)
+    result = fit(model, data, config, strategy=strategy)
+    if not strategy.is_main:
+        return None
     return finish(config, model, data, result, preprocess_seconds, command)
 
 
@@ -95,8 +100,13 @@ def finish(config: RunConfig, model: RecModel, data: Any, result: TrainResult,
     task = get_task(config.task)
     test = task.evaluate(model, data, "test", config)
     metrics: dict[str, Any] = {"test": test.metrics}
+    # What a task reports of each evaluation beside its metrics (retrieval: tied users).
+    evaluation = {"test": test.details} if test.details else {}
     if task.has_split(data, "val"):
-        metrics["val"] = task.evaluate(model, data, "val", config).metrics
+        val = task.evaluate(model, data, "val", config)
+        metrics["val"] = val.metrics
+        if val.details:
+            evaluation["val"] = val.details
     embedding_bytes, full_bytes = model.embedding_bytes(), model.full_embedding_bytes()
     document = {
         "slimrec_version": __version__,
@@ -106,6 +116,7 @@ def finish(config: RunConfig, model: RecModel, data: Any, result: TrainResult,
         "dataset": task.describe(data),
         "model": config.model, "dim": config.dim, "seed": config.seed,
         "model_params": model.config.model_dump(),
+        **task.run_record(config),
         "embedding": {"method": config.embedding,
                       "params": {name: table.config.model_dump()
                                  for name, table in model.tables().items()},
@@ -117,6 +128,7 @@ def finish(config: RunConfig, model: RecModel, data: Any, result: TrainResult,
                          "dense": model.dense_bytes(), "model_total": model.memory_bytes()},
         "metrics": metrics,
         "metric_definitions": task.definitions,
+        **({"evaluation": evaluation} if evaluation else {}),
         "timing": {"preprocess_seconds": preprocess_seconds,
                    "train_seconds": result.train_seconds, "epochs": result.epochs_run,
                    "best_epoch": result.best_epoch,
@@ -126,6 +138,7 @@ def finish(config: RunConfig, model: RecModel, data: Any, result: TrainResult,
                    "val_eval_seconds": result.eval_seconds, "eval_seconds": test.seconds},
         "history": result.history,
         "environment": environment(),
+        **model.structure_report(),
         **(extra or {}),
     }
     out = Path(config.out)

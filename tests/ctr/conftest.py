@@ -10,29 +10,16 @@ import polars as pl
 import pytest
 
 from slimrec.data.fields import FieldData, FieldSchema, encode_batches, frame_batches
+from slimrec.data.synthetic import planted_clicks
 
 TINY_SCHEMA = FieldSchema("label", ("user", "item", "city"), multi_hot=(("tags", "|"),),
                           user_field="user", item_field="item")
 
 
-def _planted_frame(num_rows: int = 3000, seed: int = 0) -> pl.DataFrame:
-    """Rows of (label, user, item, city, tags): a click is likely when the user's taste
-    (user % 4) matches the item's kind (item % 4), so a model can learn it from embeddings."""
-    rng = np.random.default_rng(seed)
-    users = rng.integers(0, 20, num_rows)
-    items = rng.integers(0, 24, num_rows)
-    cities = rng.integers(0, 5, num_rows)
-    match = (users % 4) == (items % 4)
-    labels = rng.random(num_rows) < np.where(match, 0.85, 0.1)
-    tags = [f"t{i % 3}|t{(i + 1) % 7}" if i % 5 else "" for i in items]
-    return pl.DataFrame({"label": labels.astype(int).astype(str), "user": users.astype(str),
-                         "item": items.astype(str), "city": cities.astype(str), "tags": tags})
-
-
 @pytest.fixture(scope="session")
 def planted_frame() -> Callable[..., pl.DataFrame]:
     """The generator of planted rows: ``planted_frame(num_rows=3000, seed=0)``."""
-    return _planted_frame
+    return planted_clicks
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +30,7 @@ def tiny_schema() -> FieldSchema:
 @pytest.fixture(scope="session")
 def tiny_fields() -> FieldData:
     """3,000 planted rows encoded with ``TINY_SCHEMA`` (user, item, city, multi-hot tags)."""
-    return encode_batches("tiny", "tiny.csv", frame_batches(_planted_frame()), TINY_SCHEMA,
+    return encode_batches("tiny", "tiny.csv", frame_batches(planted_clicks()), TINY_SCHEMA,
                           seed=0)
 
 

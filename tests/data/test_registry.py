@@ -108,7 +108,7 @@ def test_one_registry_holds_every_kind():
     assert set(registry.datasets_of("fields")) == {"frappe", "ml-100k", "criteo", "avazu",
                                                    "criteo-sample", "avazu-sample"}
     assert "frappe" not in registry.datasets_of("interactions")
-    assert registry.datasets_of("sequences") == {}
+    assert {"beauty", "ml-1m", "synthetic-seq"} <= set(registry.datasets_of("sequences"))
     assert len(registry.all_datasets()) == len(registry.REGISTRY)
     assert registry.dataset_kinds("ml-100k") == ("interactions", "fields")
 
@@ -137,7 +137,7 @@ def test_wrong_kind_says_how_to_load_it():
 
 def test_unknown_kind():
     with pytest.raises(ConfigError, match="dataset kind must be one of interactions, fields, "
-                                          "sequences; got 'ctr'"):
+                                          "sequences, multitask; got 'ctr'"):
         registry.datasets_of("ctr")
 
 

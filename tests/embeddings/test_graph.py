@@ -26,12 +26,22 @@ def count(data, role):
     return data.num_users if role == "user" else data.num_items
 
 
+def width(max_value):
+    return 1 if max_value < 2**7 else 2 if max_value < 2**15 else 4
+
+
+def hand_levels(num_rows, max_levels=16, min_levels=4):
+    """graph_popularity's levels: what fits graph's map, or the map widens to keep them all."""
+    wanted = min(max_levels, num_rows)
+    free = 2 ** (8 * width(num_rows - 1) - 1) // num_rows
+    return min(wanted, free) if free >= min(wanted, min_levels) else wanted
+
+
 def hand_bytes(method, num_embeddings, num_rows, dim=DIM):
-    width = 1 if num_rows <= 128 else 2 if num_rows <= 32768 else 4
-    levels = min(16, 2 ** (8 * width - 1) // num_rows, num_rows)
+    levels = hand_levels(num_rows) if method == "graph_popularity" else 1
     extra = {"graph": 0, "double_graph": HASH_PARAM_BYTES,
              "graph_popularity": levels * dim * 4}[method]
-    return num_rows * dim * 4 + num_embeddings * width + extra
+    return num_rows * dim * 4 + num_embeddings * width(num_rows * levels - 1) + extra
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -49,7 +59,8 @@ def test_memory_bytes_is_the_hand_formula(tiny_data, tmp_path, method, num_rows)
     table = build_embedding(EmbeddingSpec(method, {"num_rows": num_rows, "resolution": 2.0}),
                             300, DIM, stats)
     assert table.num_rows == num_rows
-    assert table.row_of.dtype == index_dtype(num_rows - 1)
+    levels = hand_levels(num_rows) if method == "graph_popularity" else 1
+    assert table.row_of.dtype == index_dtype(num_rows * levels - 1)
     assert table.memory_bytes() == hand_bytes(method, 300, num_rows)
     assert table.memory_bytes() == table.config.table_bytes(300, DIM)
 

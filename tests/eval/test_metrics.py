@@ -12,17 +12,20 @@ from hypothesis import strategies as st
 from slimrec.data.interactions import Interactions
 from slimrec.errors import ConfigError, DataError
 from slimrec.eval.metrics import truncated_recall
-from slimrec.eval.ranking import evaluate_ranking
+from slimrec.eval.ranking import evaluate_ranking, tie_order
 
 
-def brute_force(scores, train, val, test, k, exclude_val):
+def brute_force(scores, train, val, test, k, exclude_val, rank=None):
+    """Loop-per-user metrics; equal scores are ordered by ``rank`` (default: no ties)."""
+    rank = np.zeros(scores.shape[1], dtype=np.int64) if rank is None else rank
     out = {"recall": [], "ndcg": [], "precision": [], "hit": [], "mrr": [], "truncated_recall": []}
     for user in range(scores.shape[0]):
         relevant = set(test[user].indices)
         if not relevant:
             continue
         seen = set(train[user].indices) | (set(val[user].indices) if exclude_val else set())
-        ranked = [i for i in np.argsort(-scores[user], kind="stable") if i not in seen][:k]
+        order = np.lexsort((rank, -scores[user]))
+        ranked = [i for i in order if i not in seen][:k]
         hits = [i in relevant for i in ranked]
         n_hits = sum(hits)
         out["recall"].append(n_hits / len(relevant))
@@ -61,6 +64,27 @@ def test_matches_brute_force(seed, num_users, num_items, k, batch_size):
     names = ("recall", "ndcg", "precision", "hit", "mrr", "truncated_recall")
     result = evaluate_ranking(scorer, data, "test", ks=(k,), metrics=names, batch_size=batch_size)
     expected = brute_force(scores, data.train, data.val, data.test, k, True)
+    for name in names:
+        assert result.metrics[f"{name}@{k}"] == pytest.approx(expected[name], abs=1e-9), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), num_users=st.integers(1, 12), num_items=st.integers(2, 30),
+       k=st.integers(1, 12), levels=st.integers(1, 4), tie_seed=st.integers(0, 3))
+def test_ties_follow_the_seeded_item_order(seed, num_users, num_items, k, levels, tie_seed):
+    """Scores drawn from a few levels tie everywhere; the ranking is (score, random rank)."""
+    data, _ = random_case(seed, num_users, num_items)
+    if data.test.nnz == 0:
+        return
+    scores = np.random.default_rng(seed).integers(0, levels, (num_users, num_items))
+    scores = scores.astype(np.float32)
+    def scorer(users, out=None):
+        return torch.from_numpy(scores[users.numpy()].copy())
+    names = ("recall", "ndcg", "precision", "hit", "mrr")
+    result = evaluate_ranking(scorer, data, "test", ks=(k,), metrics=names, batch_size=3,
+                              tie_seed=tie_seed)
+    rank = tie_order(num_items, tie_seed).numpy()
+    expected = brute_force(scores, data.train, data.val, data.test, k, True, rank)
     for name in names:
         assert result.metrics[f"{name}@{k}"] == pytest.approx(expected[name], abs=1e-9), name
 

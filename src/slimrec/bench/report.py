@@ -132,7 +132,7 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
     """The report: the results table, the Pareto-optimal set, the cells that did not fit."""
     optimal = {(p.model, p.method, p.budget) for p in front}
     lines = [f"# {title}", "",
-             *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second)
+             *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second, "ties")
                if name.split("@")[0] in definitions), "",
              "Test split, mean over seeds. Bytes: embedding tables as trained "
              "(`memory_bytes.embeddings`); serving bytes: the saved model "

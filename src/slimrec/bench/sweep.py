@@ -208,26 +208,45 @@ def _select(grid: list[Cell], bench: BenchConfig, only_methods: list[str] | None
     return [cell for cell in grid if cell.config.embedding in only_methods]
 
 
+def _run_local(todo: list[Cell], bench: BenchConfig, command: str) -> Iterator[dict[str, Any]]:
+    """Run the cells one after the other in this process, loading each dataset once."""
+    task = get_task(bench.task)
+    for group in _by_data(todo, task):
+        data = task.load(group[0].config)
+        for cell in group:
+            with file_lock(bench.lock):
+                yield run_cell(cell, bench, data, command)
+
+
 def run_bench(bench: BenchConfig, command: str | None = None,
-              only_methods: list[str] | None = None) -> list[dict[str, Any]]:
+              only_methods: list[str] | None = None, executor: str = "local",
+              address: str | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell (only those of ``only_methods`` when given), then return the
-    documents of all finished cells of the grid, in grid order."""
+    documents of all finished cells of the grid, in grid order.
+
+    ``executor``: "local" runs cells one by one here; "ray" runs each as a Ray task
+    (``bench/ray_executor.py``) on the cluster at ``address``, or on a local Ray instance.
+    """
     command = command or " ".join(sys.argv)
     task = get_task(bench.task)
     whole = cells(bench)
     grid = _select(whole, bench, only_methods)
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
+    if executor == "ray":
+        from slimrec.bench import ray_executor
+
+        documents = ray_executor.run_cells(_by_data(todo, task), bench,
+                                           lambda cell: task.load(cell.config), command, address)
+    elif executor == "local":
+        documents = _run_local(todo, bench, command)
+    else:
+        raise ConfigError(f"--executor must be local or ray; got {executor!r}.")
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench cells",
                unit="cell", disable=not bench.progress)
     with bar:
-        for group in _by_data(todo, task):
-            data = task.load(group[0].config)
-            for cell in group:
-                bar.set_postfix_str(cell.name)
-                with file_lock(bench.lock):
-                    document = run_cell(cell, bench, data, command)
-                bar.update()
-                bar.write(describe(document, bench.report_metric()))
+        for document in documents:
+            bar.update()
+            bar.write(describe(document, bench.report_metric()))
     return _finished(whole, bench)
 
 

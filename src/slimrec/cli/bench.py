@@ -24,6 +24,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "report still covers every finished cell)")
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars (default: the config's)")
+    add("--executor", choices=["local", "ray"], default="local",
+        help="local: cells one by one in this process; ray: each cell a Ray task asking for "
+        "its threads as CPUs (needs slimrec[ray])")
+    add("--address", help="with --executor ray: the cluster to join (auto, HOST:PORT, "
+        "ray://HOST:PORT); default: start a local Ray instance")
     parser.set_defaults(handler=run)
 
 
@@ -38,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         documents = finished_documents(bench, only_methods=methods)
     else:
-        documents = run_bench(bench, command=command_line(), only_methods=methods)
+        documents = run_bench(bench, command=command_line(), only_methods=methods,
+                              executor=args.executor, address=args.address)
     documents += load_results(args.extra or [])
     paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
                          title=f"{bench.dataset} ({bench.task})")

@@ -11,10 +11,21 @@ import sys
 from collections.abc import Sequence
 
 from slimrec import __version__
-from slimrec.cli import bench, cluster, compress, datasets, demo, fit, recommend, train
+from slimrec.cli import (
+    bench,
+    cluster,
+    compress,
+    datasets,
+    demo,
+    ensemble,
+    fit,
+    recommend,
+    serve,
+    train,
+)
 from slimrec.errors import SlimRecError
 
-VERBS = (demo, datasets, train, compress, cluster, bench, fit, recommend)
+VERBS = (demo, datasets, train, compress, cluster, bench, fit, recommend, serve, ensemble)
 
 
 def build_parser() -> argparse.ArgumentParser:

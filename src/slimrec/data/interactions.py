@@ -64,8 +64,6 @@ class Interactions:
         if self.counts is not None and self.counts.shape != shape:
             raise DataError(f"{self.name}: counts matrix has shape {self.counts.shape}, "
                             f"expected {shape} (users x items).")
-        if self._user_index is None:
-            object.__setattr__(self, "_user_index", {u: k for k, u in enumerate(self.user_ids)})
 
     @property
     def num_users(self) -> int:
@@ -77,6 +75,8 @@ class Interactions:
 
     def user_index(self, external_id: str) -> int | None:
         """Internal id of an external user id, or None when the user is unknown."""
+        if self._user_index is None:  # built on first use: millions of ids cost seconds
+            object.__setattr__(self, "_user_index", {u: k for k, u in enumerate(self.user_ids)})
         return self._user_index.get(str(external_id))
 
     def item_index(self) -> dict[str, int]:

@@ -62,14 +62,18 @@ class RemoteFile:
     member: str | None = None
 
 
-KINDS: tuple[str, ...] = ("interactions", "fields", "sequences")
+KINDS: tuple[str, ...] = ("interactions", "fields", "sequences", "multitask")
 # How a kind is named in messages: (word in "unknown ... dataset", plural noun).
 _KIND_WORDS = {"interactions": ("", "interaction datasets"),
                "fields": ("CTR ", "CTR (fields) datasets"),
-               "sequences": ("sequence ", "sequence datasets")}
+               "sequences": ("sequence ", "sequence datasets"),
+               "multitask": ("multi-task ", "multi-scenario multi-task datasets")}
 _KIND_LOADERS = {"interactions": "load it with load_dataset (retrieval models, `slimrec train`)",
                  "fields": "load it with load_field_data (CTR models)",
-                 "sequences": "sequence datasets have no loader yet"}
+                 "sequences": "load it with load_sequences (sequential models, `slimrec train "
+                            "--task sequential`)",
+                 "multitask": "load it with load_multitask_data (multi-task models, `slimrec "
+                              "train --task multitask`)"}
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,47 @@ _fields("avazu-sample", "100-row Avazu fixture (DeepCTR)", "avazu",
         ("ctr_samples/avazu_sample.txt",))
 
 
+# ---------------------------------------------------------------- sequence datasets
+# Read by slimrec.data.sequences (``load_sequences``); leave-one-out split.
+S3REC_URL = "https://github.com/aHuiWang/CIKM2020-S3Rec"
+LEAVE_ONE_OUT = "leave-one-out: each user's last item is test, the second-to-last validation"
+
+
+def _sequences(name: str, description: str, format: str, files: tuple[str, ...],
+               homepage: str = "", remote: tuple[RemoteFile, ...] = ()) -> None:
+    _register(DatasetInfo(name=name, description=description, format=format,
+                          split=LEAVE_ONE_OUT, kind="sequences", files=files,
+                          homepage=homepage, remote=remote))
+
+
+_sequences("synthetic-seq", "embedded synthetic sequences: 1,000 users, 500 items, Markov "
+           "walks with Zipf jumps (no download)", "synthetic", ())
+_sequences("beauty", "Amazon Beauty, S3-Rec sequences (22,363 users, 12,101 items)", "s3rec",
+           ("s3rec/Beauty.txt",), S3REC_URL)
+_sequences("sports", "Amazon Sports_and_Outdoors, S3-Rec sequences (35,598 users, 18,357 "
+           "items)", "s3rec", ("s3rec/Sports_and_Outdoors.txt",), S3REC_URL)
+_sequences("toys", "Amazon Toys_and_Games, S3-Rec sequences (19,412 users, 11,924 items)",
+           "s3rec", ("s3rec/Toys_and_Games.txt",), S3REC_URL)
+_sequences("yelp", "Yelp, S3-Rec sequences (30,431 users, 20,033 items)", "s3rec",
+           ("s3rec/Yelp.txt",), S3REC_URL)
+_sequences("lastfm", "LastFM, S3-Rec sequences (1,090 users, 3,646 items)", "s3rec",
+           ("s3rec/LastFM.txt",), S3REC_URL)
+_sequences("ml-1m", "MovieLens 1M ratings as sequences by timestamp, ties in file order "
+           "(6,040 users, 3,706 items, mean length 166)", "movielens", ("ml-1m/ratings.dat",),
+           "https://grouplens.org/datasets/movielens/1m/",
+           (RemoteFile(f"{GROUPLENS_URL}/ml-1m.zip", "ratings.dat", None,
+                       "ml-1m/ratings.dat"),))
+
+# ---------------------------------------------------------------- multi-task datasets
+# Read by slimrec.data.multitask (``load_multitask_data``).
+_register(DatasetInfo(
+    name="ml-1m", description="MovieLens 1M as AutoIFS multi-scenario multi-task rows: 3 age "
+    "scenarios, click = rating > 3, like = rating > 4, user and movie features", kind="multitask",
+    format="ml-1m-multitask", split="seeded random 80/10/10 split of the rows",
+    files=("ml-1m/ratings.dat", "ml-1m/users.dat", "ml-1m/movies.dat"),
+    homepage="https://grouplens.org/datasets/movielens/1m/"))
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "slimrec")) / "datasets"
 
@@ -524,6 +569,10 @@ def load_dataset(name: str | os.PathLike[str], data_dir: str | Path | None = Non
     for registered names only; a path is used as given (relative to the working directory).
     """
     if isinstance(name, os.PathLike) or (not dataset_kinds(name) and looks_like_path(name)):
+        if (Path(name) / "meta.json").is_file():  # chunks of `slimrec datasets synth`
+            from slimrec.data.scale import ingest
+
+            return ingest(name, val_fraction=0.0, test_fraction=test_fraction, seed=seed)[0]
         return load_interactions_file(
             Path(name), user_col=user_col, item_col=item_col, rating_col=rating_col,
             time_col=time_col, separator=separator, duplicates=duplicates,

@@ -9,6 +9,7 @@ factorisation have real structure to find.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from slimrec.data.interactions import Interactions, build_interactions
 from slimrec.data.splits import random_holdout_mask
@@ -71,3 +72,18 @@ def make_synthetic(
     return build_interactions(
         "synthetic", np.arange(num_users).astype(str), np.arange(num_items).astype(str), splits
     )
+
+
+def planted_clicks(num_rows: int = 3000, seed: int = 0) -> pl.DataFrame:
+    """Rows of (label, user, item, city, tags) with a planted click model: a click is likely when
+    the user's taste (user % 4) matches the item's kind (item % 4), so a model can learn it from
+    its embeddings. ``tags`` is a multi-hot field ("t1|t3", or empty)."""
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 20, num_rows)
+    items = rng.integers(0, 24, num_rows)
+    cities = rng.integers(0, 5, num_rows)
+    match = (users % 4) == (items % 4)
+    labels = rng.random(num_rows) < np.where(match, 0.85, 0.1)
+    tags = [f"t{i % 3}|t{(i + 1) % 7}" if i % 5 else "" for i in items]
+    return pl.DataFrame({"label": labels.astype(int).astype(str), "user": users.astype(str),
+                         "item": items.astype(str), "city": cities.astype(str), "tags": tags})

@@ -12,6 +12,7 @@ from slimrec.embeddings import (
     full,  # noqa: F401  (registers the method)
     graph,  # noqa: F401
     graph_popularity,  # noqa: F401
+    graphhash,  # noqa: F401
     hash,  # noqa: F401
     lowrank,  # noqa: F401
     mixed_dim,  # noqa: F401

@@ -84,6 +84,20 @@ class EmbeddingTable(nn.Module):
         """All rows as one ``(num_embeddings, embedding_dim)`` tensor, built chunk by chunk."""
         return torch.cat([rows for _, rows in self.iter_rows(chunk_size)], dim=0)
 
+    def distinct_rows(self) -> tuple[Tensor, Tensor] | None:
+        """``(vectors [R, dim], index LongTensor[n])`` with ``self(i) == vectors[index[i]]``,
+        when ids share vectors (R < n): a scorer then takes R dot products instead of n, and
+        ids of one vector get bit-identical scores. None (the default) when ids do not share."""
+        return None
+
+    def _distinct_by_code(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """``distinct_rows`` for a table whose vector is a function of ``codes[id]`` alone."""
+        values, index = torch.unique(codes, return_inverse=True)
+        # One id per code (any: they share the vector).
+        representative = torch.empty(len(values), dtype=torch.long, device=codes.device)
+        representative[index] = torch.arange(len(codes), device=codes.device)
+        return self.lookup(representative), index
+
     # ------------------------------------------------------------------ training hooks
     def regularizer(self) -> Tensor | None:
         """Extra loss term for this table (e.g. a sparsity penalty); None when there is none."""

@@ -52,3 +52,7 @@ class DoubleGraphTable(GraphTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         return F.embedding(self.rows(ids), self.weight).sum(-2)
+
+    def distinct_rows(self) -> None:
+        """The hashed row depends on the id, not on the map value: no shared vectors."""
+        return None

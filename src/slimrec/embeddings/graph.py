@@ -79,13 +79,15 @@ def graph_of(stats: TableStats | None, num_embeddings: int,
     return graph, stats
 
 
-def assign_rows(labels: np.ndarray, degree: np.ndarray, num_rows: int, seed: int) -> np.ndarray:
+def assign_rows(labels: np.ndarray, degree: np.ndarray, num_rows: int, seed: int,
+                spare_rows: bool = True) -> np.ndarray:
     """The row of every id: ``int64[n]`` with values in ``[0, num_rows)``.
 
     ``labels``: cluster of each id numbered ``0..k-1``, ``-1`` for ids with no edge;
     ``degree``: training interactions per id. Clusters take rows ``0..k-1`` (folded when
-    ``k > num_rows``), spare rows go to the most frequent ids that share their cluster, and
-    ids without a cluster are hashed with a universal hash seeded by ``seed``.
+    ``k > num_rows``), spare rows go to the most frequent ids that share their cluster (unless
+    ``spare_rows`` is False: the paper's GraphHash), and ids without a cluster are hashed with
+    a universal hash seeded by ``seed``.
     """
     rows = np.full(labels.shape, -1, dtype=np.int64)
     placed = labels >= 0
@@ -97,7 +99,8 @@ def assign_rows(labels: np.ndarray, degree: np.ndarray, num_rows: int, seed: int
         rows[placed] = rank[labels[placed]] % num_rows
     else:
         rows[placed] = labels[placed]
-        next_row, remaining = num_clusters, sizes.copy()
+        next_row = num_clusters if spare_rows else num_rows
+        remaining = sizes.copy()
         for index in np.argsort(-degree, kind="stable"):
             if next_row == num_rows or degree[index] == 0:
                 break
@@ -130,6 +133,8 @@ class GraphTableConfig(TableConfig):
 
     # Fields a budget solves (the user may not fix them alongside a budget).
     solved: ClassVar[tuple[str, ...]] = ("num_rows", "resolution")
+    # Rows beyond the clusters go to the most frequent ids (``graphhash`` turns this off).
+    spare_rows: ClassVar[bool] = True
 
     def extra_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
         """Bytes beyond the rows and the map (state that subclasses add)."""
@@ -145,7 +150,7 @@ class GraphTableConfig(TableConfig):
         if self.num_rows is None:
             raise ConfigError(f"{type(self).__name__}.num_rows is None: the size is known only "
                               "after clustering; set num_rows or give a budget.")
-        map_bytes = num_embeddings * index_dtype(self.num_rows - 1).itemsize
+        map_bytes = num_embeddings * self.map_dtype(self.num_rows).itemsize
         return (self.num_rows * embedding_dim * 4 + map_bytes
                 + self.extra_bytes(num_embeddings, embedding_dim))
 
@@ -158,6 +163,10 @@ class GraphTableConfig(TableConfig):
         """How many map values share one row (subclasses pack more than the row in a value)."""
         return 1
 
+    def map_dtype(self, num_rows: int) -> torch.dtype:
+        """The narrowest integer width holding every map value."""
+        return index_dtype(num_rows * self.codes_per_row(num_rows) - 1)
+
     def row_map(self, num_embeddings: int, stats: TableStats | None) -> RowMap:
         """Every id's row, from the training graph."""
         graph, stats = graph_of(stats, num_embeddings, self.method)
@@ -165,7 +174,7 @@ class GraphTableConfig(TableConfig):
         labels = clustering.side_labels(stats.role)
         num_rows = self.num_rows or max(1, int(labels.max()) + 1)
         degree = graph.user_degree if stats.role == "user" else graph.item_degree
-        rows = assign_rows(labels, degree, num_rows, self.cluster_seed)
+        rows = assign_rows(labels, degree, num_rows, self.cluster_seed, self.spare_rows)
         return RowMap(torch.from_numpy(rows), num_rows, degree)
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
@@ -226,7 +235,7 @@ class GraphTable(EmbeddingTable):
         weight = torch.randn(num_rows, embedding_dim, generator=generator)
         # A vector that sums several rows gets the same spread as one row of a full table.
         self.weight = nn.Parameter(weight * (config.init_std / math.sqrt(self.rows_summed)))
-        self.register_buffer("row_of", rows.to(index_dtype(num_rows - 1)))
+        self.register_buffer("row_of", rows.to(config.map_dtype(num_rows)))
         self.register_extra(generator)
 
     def register_extra(self, generator: torch.Generator) -> None:
@@ -238,6 +247,10 @@ class GraphTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         return F.embedding(self.row_of[ids].long(), self.weight)
+
+    def distinct_rows(self) -> tuple[Tensor, Tensor]:
+        """A vector per map value: the row (``graph_popularity``: row and level)."""
+        return self._distinct_by_code(self.row_of.long())
 
     @classmethod
     def from_state(cls, config: GraphTableConfig, num_embeddings: int, embedding_dim: int,

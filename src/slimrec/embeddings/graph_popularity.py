@@ -7,17 +7,23 @@ equal-count levels by training degree (ids without an edge get level 0), and
 
     vector(id) = weight[row(id)] + level_weight[level(id)]
 
-The level costs no map byte: the map is stored at a whole-byte integer width, whose range
-``num_rows`` rows rarely fill (2,752 rows use 12 of an int16's 15 bits), so each map value packs
-``row + num_rows * level``. ``num_levels`` is the number of levels that fit,
-``(max of the map's dtype + 1) // num_rows``, capped at ``max_levels`` and at ``num_rows``; the
-level table adds ``num_levels * dim * 4`` bytes. Rows and budgets are otherwise exactly ``graph``'s.
+The level usually costs no map byte: the map is stored at a whole-byte integer width, whose
+range ``num_rows`` rows rarely fill (2,752 rows use 12 of an int16's 15 bits), so each map value
+packs ``row + num_rows * level``. The level count is ``min(max_levels, num_rows)`` when that fits
+the range of ``graph``'s map; otherwise the levels that fit, ``(max of the map's dtype + 1) //
+num_rows``, as long as they are at least ``min_levels``; below that the map widens to the next
+integer width (int8 -> int16 at 33-128 rows, int16 -> int32 at 8,193-32,768 rows) and keeps
+``min(max_levels, num_rows)`` levels, rather than silently dropping to one or two. The budget
+solver sees the wider map's bytes, so it trades rows for levels only where they fit. The level
+count chosen is written into the table's config (``num_levels``, hence results.json's
+``embedding.params``); the level table adds ``num_levels * dim * 4`` bytes. Rows and budgets are
+otherwise exactly ``graph``'s.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 import torch
@@ -45,12 +51,20 @@ def popularity_levels(degree: np.ndarray, num_levels: int) -> np.ndarray:
 class GraphPopularityTableConfig(GraphTableConfig):
     method = "graph_popularity"
     max_levels: int = Field(16, ge=1, le=256, description="most popularity levels per table")
+    min_levels: int = Field(4, ge=1, le=256, description="fewest levels the map's spare range "
+                            "may give before the map widens to keep max_levels")
+    num_levels: int | None = Field(None, ge=1, description="popularity levels; None: chosen "
+                                   "from the rows (set on the built table's config)")
 
     def codes_per_row(self, num_rows: int) -> int:
-        """Popularity levels: as many as the map's range leaves room for, at most
-        ``max_levels`` and never more than rows (the sizes then grow with ``num_rows``)."""
+        """Popularity levels (see the module docstring); never more than rows, so the sizes
+        grow with ``num_rows`` and the budget search stays monotone."""
+        if self.num_levels is not None:
+            return self.num_levels
+        wanted = min(self.max_levels, num_rows)
         capacity = torch.iinfo(index_dtype(num_rows - 1)).max + 1
-        return max(1, min(self.max_levels, capacity // num_rows, num_rows))
+        free = capacity // num_rows
+        return min(wanted, free) if free >= min(wanted, self.min_levels) else wanted
 
     def extra_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
         """The fp32 level table; the levels themselves ride in the map's spare range."""
@@ -60,9 +74,10 @@ class GraphPopularityTableConfig(GraphTableConfig):
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> GraphPopularityTable:
         rows, num_rows, degree = self.row_map(num_embeddings, stats)
-        levels = popularity_levels(degree, self.codes_per_row(num_rows))
+        config = self.model_copy(update={"num_levels": self.codes_per_row(num_rows)})
+        levels = popularity_levels(degree, config.num_levels)
         codes = rows + num_rows * torch.from_numpy(levels)
-        return GraphPopularityTable(num_embeddings, embedding_dim, self, codes, num_rows, seed)
+        return GraphPopularityTable(num_embeddings, embedding_dim, config, codes, num_rows, seed)
 
 
 class GraphPopularityTable(GraphTable):
@@ -84,3 +99,12 @@ class GraphPopularityTable(GraphTable):
         codes = self.row_of[ids].long()
         return (F.embedding(codes % self.num_rows, self.weight)
                 + F.embedding(codes // self.num_rows, self.level_weight))
+
+    @classmethod
+    def from_state(cls, config: GraphPopularityTableConfig, num_embeddings: int,
+                   embedding_dim: int, state: dict[str, Tensor]) -> Self:
+        """Tables saved before ``num_levels`` was recorded hold their count in the level
+        table's length (the rule that chooses it has changed since)."""
+        if config.num_levels is None:
+            config = config.model_copy(update={"num_levels": len(state["level_weight"])})
+        return super().from_state(config, num_embeddings, embedding_dim, state)

@@ -76,3 +76,6 @@ class HashTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         return F.embedding(self.buckets(ids), self.weight)
+
+    def distinct_rows(self) -> tuple[Tensor, Tensor]:
+        return self._distinct_by_code(self.buckets(torch.arange(self.num_embeddings)))

@@ -4,13 +4,23 @@ Training items are excluded from the ranking, and validation items too when test
 computed in batched matrix products into one reused buffer, seen items are masked with a single
 scatter, and hits are found by binary search in the sorted (user, item) keys of the held-out
 split: no Python loop over the users of a batch.
+
+Ties. Items are ranked by score, and items of exactly equal score by a seeded random order of
+the items (``tie_order(num_items, tie_seed)``), never by id. Ids that share an embedding row
+(hash, graph, qr, ...) score identically, and ``torch.topk`` alone would keep the lowest ids,
+which on most datasets are the most popular items: ranking by id inflates the metrics of such
+tables. With the random order, each metric is an unbiased draw of its value under random
+tie-breaking. Untied scores are ranked exactly as before: the order only decides between equal
+floats. ``RankingResult.tied_users[K]`` counts the users whose K-th and (K+1)-th items tie
+(the tie decides which of them are in the top K).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,13 +40,90 @@ DEFINITIONS = {
     "mrr": "1 / rank of the first test item in the top K, else 0",
     "truncated_recall": "hits@K / min(K, |test items|) (inflated variant, for comparison only)",
 }
+TIE_RULE = ("items of exactly equal score are ordered by a seeded random permutation of the "
+            "items (tie_seed), not by id")
 
 
 @dataclass(frozen=True)
 class RankingResult:
+    """Mean metrics over the ``num_users`` users with a held-out item; ``tied_users[K]``: how
+    many of them had a score tie across the cutoff K, broken by the order of ``tie_seed``."""
+
     metrics: dict[str, float]
     num_users: int
     seconds: float
+    tied_users: dict[int, int] = field(default_factory=dict)
+    tie_seed: int = 0
+
+    def details(self) -> dict[str, Any]:
+        """What results.json records of the evaluation beside the metrics."""
+        return {"users": self.num_users, "tie_rule": TIE_RULE, "tie_seed": self.tie_seed,
+                "users_tied_at_cutoff": {str(k): n for k, n in self.tied_users.items()}}
+
+
+def tie_order(num_items: int, seed: int) -> Tensor:
+    """Rank of each item in the seeded random order that breaks score ties: ``int64[n]``."""
+    return torch.randperm(num_items, generator=torch.Generator().manual_seed(seed))
+
+
+def _fill_tied(scores: Tensor, values: Tensor, top: Tensor, rows: Tensor, rank: Tensor,
+               chunk: int = 256) -> None:
+    """For ``rows`` whose k-th score ties with items outside ``top`` (k = ``top.shape[1]``),
+    replace the tied tail of ``top`` by the tied items of lowest ``rank``, in rank order.
+
+    Every item scoring above the k-th value is already in ``top``; only the slots holding the
+    k-th value are re-chosen, among all the items of that value. Works ``chunk`` rows at a time
+    to bound the (rows, num_items) scratch.
+    """
+    k = top.shape[1]
+    slot = torch.arange(k)
+    for begin in range(0, len(rows), chunk):
+        part = rows[begin: begin + chunk]
+        threshold = values[part, k - 1, None]
+        above = (values[part] > threshold).sum(1, keepdim=True)
+        # Untied items get a rank past every real one, so topk(smallest) picks tied items.
+        candidates = torch.where(scores[part] == threshold, rank, len(rank))
+        chosen = torch.topk(candidates, k, dim=1, largest=False).indices
+        refill = chosen.gather(1, (slot - above).clamp(min=0))
+        top[part] = torch.where(slot >= above, refill, top[part])
+
+
+def neutral_top(scores: Tensor, k: int, rank: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The first ``k`` items of each row ordered by (score descending, ``rank`` ascending):
+    ``(items LongTensor[B, k], their scores [B, k], crossing BoolTensor[B])``, where
+    ``crossing`` marks rows whose k-th score ties with an item left out. ``k`` must not exceed
+    the row length."""
+    width = min(k + 1, scores.shape[1])
+    values, top = torch.topk(scores, width, dim=1)
+    crossing = torch.zeros(len(scores), dtype=torch.bool)
+    if width > k:
+        crossing = values[:, k] == values[:, k - 1]
+        values, top = values[:, :k], top[:, :k]
+        rows = crossing.nonzero().squeeze(1)
+        if rows.numel():
+            _fill_tied(scores, values, top, rows, rank)
+    # Inside the list, equal scores follow the rank too: sort by rank, then stably by score.
+    by_rank = torch.argsort(rank[top], dim=1)
+    top, values = top.gather(1, by_rank), values.gather(1, by_rank)
+    by_score = torch.sort(values, dim=1, descending=True, stable=True).indices
+    return top.gather(1, by_score), values.gather(1, by_score), crossing
+
+
+def _ties_at(values: Tensor, crossing: Tensor, ks: Sequence[int]) -> dict[int, int]:
+    """Users whose K-th score ties with the next item's, per K. Only finite scores count: a
+    user with fewer than K unseen items ties among masked items, which no rule can change."""
+    max_k = values.shape[1]
+    counts = {}
+    for k in ks:
+        if k < max_k:
+            tied = values[:, k - 1] == values[:, k]
+        elif k == max_k:
+            tied = crossing
+        else:  # every item is in the top K
+            counts[k] = 0
+            continue
+        counts[k] = int((tied & values[:, k - 1].isfinite()).sum())
+    return counts
 
 
 def _keys(matrix: sp.csr_matrix) -> Tensor:
@@ -67,11 +154,13 @@ def evaluate_ranking(
     ks: Sequence[int] = (20,),
     metrics: Sequence[str] = ("recall", "ndcg", "precision", "hit", "mrr"),
     batch_size: int = 2048,
+    tie_seed: int = 0,
 ) -> RankingResult:
     """Full-ranking metrics at each K for ``split`` ("test" or "val").
 
     ``scorer(users, out)`` returns the ``(len(users), num_items)`` score matrix of the users,
-    written into ``out`` when given.
+    written into ``out`` when given. Items of equal score are ranked by the random item order
+    of ``tie_seed`` (see the module docstring).
     """
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val'; got {split!r}.")
@@ -90,6 +179,8 @@ def evaluate_ranking(
     max_k = min(max(ks), data.num_items)
     target_keys = _keys(target)
     totals = {f"{m}@{k}": 0.0 for m in metrics for k in ks}
+    tied = dict.fromkeys(ks, 0)
+    rank = tie_order(data.num_items, tie_seed)
     start = time.perf_counter()
     buffer = torch.empty(min(batch_size, users.size), data.num_items)
     with torch.no_grad():
@@ -98,7 +189,9 @@ def evaluate_ranking(
             batch_tensor = torch.from_numpy(batch.astype(np.int64))
             scores = scorer(batch_tensor, buffer[: len(batch)])
             _mask_seen(scores, seen, batch)
-            top = torch.topk(scores, max_k, dim=1).indices
+            top, values, crossing = neutral_top(scores, max_k, rank)
+            for k, count in _ties_at(values, crossing, ks).items():
+                tied[k] += count
             keys = batch_tensor[:, None] * data.num_items + top
             position = torch.searchsorted(target_keys, keys).clamp(max=len(target_keys) - 1)
             hits = target_keys[position] == keys
@@ -108,4 +201,4 @@ def evaluate_ranking(
                     totals[f"{name}@{k}"] += float(METRICS[name](hits, relevant, k).sum())
     seconds = time.perf_counter() - start
     return RankingResult({key: value / users.size for key, value in totals.items()},
-                         int(users.size), seconds)
+                         int(users.size), seconds, tied, tie_seed)

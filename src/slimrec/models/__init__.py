@@ -7,7 +7,10 @@ from slimrec.models.base import MODELS, RecModel, RetrievalModel, model_class, r
 from slimrec.models.ctr import DLRM, CTRModel, DCNv2, DeepFM, WideDeep
 from slimrec.models.lightgcn import LightGCN
 from slimrec.models.mf import MF
+from slimrec.models.multitask import PLE, AutoIFS, MMoE, MultiTaskModel, SharedBottom
 from slimrec.models.neumf import NeuMF
+from slimrec.models.sequential import SASRec
 
-__all__ = ["DLRM", "MF", "MODELS", "CTRModel", "DCNv2", "DeepFM", "LightGCN", "NeuMF",
-           "RecModel", "RetrievalModel", "WideDeep", "model_class", "register_model"]
+__all__ = ["DLRM", "MF", "MODELS", "PLE", "AutoIFS", "CTRModel", "DCNv2", "DeepFM", "LightGCN",
+           "MMoE", "MultiTaskModel", "NeuMF", "RecModel", "RetrievalModel", "SASRec",
+           "SharedBottom", "WideDeep", "model_class", "register_model"]

@@ -193,7 +193,10 @@ def _rebuild(manifest: dict[str, Any], tensors: dict[str, Tensor]) -> RecModel:
             config, info["num_embeddings"], info["embedding_dim"], state)
     prefixes = tuple(f"{name}." for name in tables)
     dense = {key: value for key, value in tensors.items() if not key.startswith(prefixes)}
-    cls = model_class(manifest["model"])
+    if manifest["model"] == "ensemble":  # K models of one task in one folder
+        from slimrec.ensemble import EnsembleModel as cls
+    else:
+        cls = model_class(manifest["model"])
     model = cls.from_artifact(tables, dense, cls.parse_params(manifest["model_config"]),
                               manifest["model_info"])
     return model.eval()

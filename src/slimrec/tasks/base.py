@@ -188,6 +188,12 @@ class Task(ABC):
     def load(self, config: RunConfig) -> Any:
         """The dataset of ``config``, split into train / val / test."""
 
+    def toy_data(self, seed: int = 0) -> Any:
+        """A tiny dataset of this task, built in memory in about a second (conformance checks
+        of every model, ``slimrec.testing.check_model``, train on it)."""
+        raise NotImplementedError(f"task {self.name!r} has no toy data for its conformance "
+                                  "checks")
+
     def adopt(self, config: RunConfig, data: Any) -> Any:
         """Data the caller passed in (``run(settings, data=...)``), as ``load`` would give it:
         tasks that accept in-memory tables (a data frame, arrays) convert them here."""

@@ -16,7 +16,8 @@ from pydantic import Field
 from torch import Tensor
 
 from slimrec.data.ctr_readers import load_field_data
-from slimrec.data.fields import FieldData
+from slimrec.data.fields import FieldData, FieldSchema, encode_batches, frame_batches
+from slimrec.data.synthetic import planted_clicks
 from slimrec.errors import ConfigError, DataError
 from slimrec.eval.ctr import DEFINITIONS, evaluate_ctr
 from slimrec.models.base import RecModel, model_class
@@ -85,6 +86,12 @@ class CTRTask(Task):
         if name not in DEFINITIONS:
             raise ConfigError(f"ctr metric must be one of {', '.join(DEFINITIONS)}; "
                               f"got {name!r}.")
+
+    def toy_data(self, seed: int = 0) -> FieldData:
+        schema = FieldSchema("label", ("user", "item", "city"), multi_hot=(("tags", "|"),),
+                             user_field="user", item_field="item")
+        return encode_batches("toy", "planted_clicks", frame_batches(planted_clicks(seed=seed)),
+                              schema, seed=seed)
 
     def load(self, config: CTRConfig) -> FieldData:
         return load_field_data(config.dataset, config.data_dir, seed=config.data_seed,

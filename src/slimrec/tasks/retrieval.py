@@ -22,12 +22,13 @@ from slimrec.data.own_data import interactions_from_frame
 from slimrec.data.registry import load_dataset
 from slimrec.data.sampler import NegativeSampler
 from slimrec.data.splits import carve_validation
+from slimrec.data.synthetic import make_synthetic
 from slimrec.embeddings import TableStats
 from slimrec.embeddings.allocate import TableRequest, allocate
 from slimrec.embeddings.sizing import index_dtype
 from slimrec.errors import ConfigError, DataError
 from slimrec.eval.metrics import METRICS
-from slimrec.eval.ranking import DEFINITIONS, evaluate_ranking
+from slimrec.eval.ranking import DEFINITIONS, TIE_RULE, evaluate_ranking
 from slimrec.models.base import RecModel, RetrievalModel, model_class
 from slimrec.tasks.base import Batches, Evaluation, RunConfig, Task, register_task
 
@@ -91,6 +92,11 @@ class PairBatch:
     def size(self) -> int:
         return len(self.users)
 
+    def slice(self, begin: int, end: int) -> PairBatch:
+        """Rows ``begin:end`` (a rank's share of a data-parallel batch)."""
+        return PairBatch(self.users[begin:end], self.positives[begin:end],
+                         self.negatives[begin:end])
+
 
 class PairBatches(Batches):
     """The training (user, item) pairs, shuffled, with a fresh negative per pair each epoch."""
@@ -121,7 +127,8 @@ class RetrievalTask(Task):
     default_metric: ClassVar[str] = "recall@20"
     report_metrics: ClassVar[tuple[str, ...]] = ("recall@20", "ndcg@20")
     definitions: ClassVar[dict[str, str]] = {
-        name: DEFINITIONS[name] for name in ("recall", "ndcg", "precision", "hit", "mrr")}
+        **{name: DEFINITIONS[name] for name in ("recall", "ndcg", "precision", "hit", "mrr")},
+        "ties": TIE_RULE}
 
     def check_metric(self, name: str) -> None:
         metric, _, k = name.partition("@")
@@ -136,6 +143,10 @@ class RetrievalTask(Task):
         if config.val_fraction > 0:
             data = carve_validation(data, config.val_fraction, config.seed)
         return data
+
+    def toy_data(self, seed: int = 0) -> Interactions:
+        return carve_validation(make_synthetic(num_users=300, num_items=200, num_communities=6,
+                                               mean_degree=15, seed=seed), 0.1, seed)
 
     def adopt(self, config: RetrievalConfig, data: Any) -> Interactions:
         """``Interactions`` as given; a pandas or polars frame, a dict or tuple of arrays is
@@ -188,13 +199,15 @@ class RetrievalTask(Task):
 
     def evaluate(self, model: RecModel, data: Interactions, split: str, config: RunConfig,
                  metric: str | None = None) -> Evaluation:
+        # The run's seed also draws the item order that breaks score ties (eval/ranking.py).
         if metric is None:
-            result = evaluate_ranking(model.scorer(), data, split, ks=config.ks)
+            result = evaluate_ranking(model.scorer(), data, split, ks=config.ks,
+                                      tie_seed=config.seed)
         else:
             name, _, k = metric.partition("@")
             result = evaluate_ranking(model.scorer(), data, split, ks=(int(k),),
-                                      metrics=(name,))
-        return Evaluation(result.metrics, result.seconds)
+                                      metrics=(name,), tie_seed=config.seed)
+        return Evaluation(result.metrics, result.seconds, result.details())
 
     def describe(self, data: Interactions) -> dict[str, Any]:
         return {"name": data.name, "users": data.num_users, "items": data.num_items,

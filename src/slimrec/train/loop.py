@@ -3,7 +3,9 @@
 ``fit(model, data, train)`` asks the model's task for batches and the loss; everything else is
 the same for every task: the optimisers (sparse-aware), the lr schedule, early stopping on the
 validation metric, checkpoint and resume. Per-method behaviour goes through table hooks
-(``regularizer()``, ``after_step()``); the loop never asks which method a table uses.
+(``regularizer()``, ``after_step()``); the loop never asks which method a table uses. How the
+work spreads over processes is a ``Strategy`` (``train/distributed.py``): ``LOCAL`` by default,
+``DataParallel`` for one rank of a torchrun job.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from slimrec.io import atomic_write
 from slimrec.models.base import RecModel
 from slimrec.tasks import RunConfig, Task, get_task
 from slimrec.train.config import TrainConfig
+from slimrec.train.distributed import LOCAL, Strategy
 
 
 @dataclass
@@ -124,13 +127,18 @@ def _record_validation(task: Task, config: RunConfig, metrics: dict[str, float],
 
 
 def fit(model: RecModel, data: Any, config: RunConfig,
-        checkpoint: str | Path | None = None) -> TrainResult:
+        checkpoint: str | Path | None = None, strategy: Strategy = LOCAL) -> TrainResult:
     """Train ``model`` on ``data`` with ``config.train``; early-stop on the validation metric.
 
     When ``checkpoint`` is given, the state after each epoch is saved there, and an existing
     checkpoint is resumed from (same seed and data give the same result as an uninterrupted
-    run). The best model (by validation metric) is restored at the end.
+    run). The best model (by validation metric) is restored at the end. ``strategy`` says which
+    rows of each batch this process trains on and how ranks agree (``train/distributed.py``).
     """
+    if model.pending_search_epochs():  # search the structure first, then train it
+        from slimrec.train.search import search_then_fit
+
+        return search_then_fit(model, data, config, checkpoint, strategy)
     task, train = get_task(model.task), config.train
     rng = seed_everything(config.seed)
     batches = task.batches(data)
@@ -145,9 +153,11 @@ def fit(model: RecModel, data: Any, config: RunConfig,
         rng.bit_generator.state = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
         result, best_state = TrainResult(**saved["result"]), saved["best_state"]
+    strategy.replicate(model)
 
     if train.eval_before and has_val and result.epochs_run == 0:
-        metrics = _validate(task, model, data, config, result)
+        metrics = strategy.from_main(
+            lambda: _validate(task, model, data, config, result))
         result.best_score, result.best_epoch = metrics[config.val_metric], 0
         result.history.append({"epoch": 0, **{f"val_{k}": v for k, v in metrics.items()}})
     bytes_text = format_bytes(model.embedding_bytes())
@@ -160,39 +170,43 @@ def fit(model: RecModel, data: Any, config: RunConfig,
         total_loss, done = 0.0, 0
         bar = tqdm(batches.epoch(train.batch_size, rng), desc=f"epoch {epoch}/{train.epochs}",
                    total=math.ceil(batches.size / train.batch_size), leave=False,
-                   disable=not config.progress, unit="batch")
+                   disable=not (config.progress and strategy.is_main), unit="batch")
         for batch in bar:
-            loss = task.loss(model, batch, train.l2)
+            shard, weight = strategy.shard(batch)
+            loss = task.loss(model, shard, train.l2)
             extra = model.regularizer()
             if extra is not None:
                 loss = loss + extra
+            loss = loss * weight  # this rank's share of the global batch
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch}; lower lr (now {train.lr}).")
             optimizer.zero_grad()
             loss.backward()
+            strategy.reduce_gradients(model)
             optimizer.step()
             step += 1
             model.after_step(step)
-            total_loss += loss.item() * batch.size
+            total_loss += loss.item() * batch.size / strategy.world_size
             done += batch.size
             rate = done / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{total_loss / done:.4f}", rows_per_s=f"{rate:,.0f}",
                             bytes=bytes_text, ratio=f"{ratio:.1f}x")
         result.epoch_seconds.append(time.perf_counter() - start)
         result.epochs_run = epoch
-        record = {"epoch": epoch, "loss": total_loss / batches.size,
+        record = {"epoch": epoch, "loss": strategy.total(total_loss) / batches.size,
                   "seconds": result.epoch_seconds[-1]}
         if has_val and (epoch % train.eval_every == 0 or epoch == train.epochs):
-            metrics = _validate(task, model, data, config, result)
+            metrics = strategy.from_main(
+                lambda: _validate(task, model, data, config, result))
             record.update({f"val_{key}": value for key, value in metrics.items()})
             improved = _record_validation(task, config, metrics, epoch, result, model)
             best_state = improved if improved is not None else best_state
         result.history.append(record)
-        if config.progress:
+        if config.progress and strategy.is_main:
             tqdm.write("  ".join(f"{key}={value:.4g}" if isinstance(value, float)
                                  else f"{key}={value}" for key, value in record.items()))
-        if checkpoint is not None:
+        if checkpoint is not None and strategy.is_main:
             _checkpoint(checkpoint, model, optimizer, rng, result, best_state)
         if result.stale_evals >= train.patience:
             break

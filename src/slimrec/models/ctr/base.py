@@ -38,6 +38,14 @@ class CTRBatch:
     def size(self) -> int:
         return len(self.labels)
 
+    def slice(self, begin: int, end: int) -> CTRBatch:
+        """Rows ``begin:end`` (a rank's share of a data-parallel batch)."""
+        bags = {}
+        for name, (values, segments) in self.bags.items():
+            keep = (segments >= begin) & (segments < end)
+            bags[name] = (values[keep], segments[keep] - begin)
+        return CTRBatch(self.ids[begin:end], bags, self.labels[begin:end])
+
 
 class FieldTensors:
     """``FieldData`` as torch tensors (int32 kept compact), cut into ``CTRBatch``es by row."""
@@ -193,6 +201,8 @@ class CTRModel(RecModel):
         embeddings = FieldEmbeddings([FieldSlot(**slot) for slot in info["fields"]],
                                      {name[len(prefix):]: table for name, table in tables.items()})
         model = cls(embeddings, config)
+        if "search_decision" in info:  # the searched structure, before its weights load
+            model.apply_search_decision(info["search_decision"])
         replace_with_low_rank(model, info["dense_low_rank"])
         model.load_parts(tables, dense)
         return model

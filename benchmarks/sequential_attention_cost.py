@@ -1,0 +1,183 @@
+"""BlossomRec vs dense attention: peak memory and training-step time against history length.
+
+Each (attention, length) cell runs in a fresh subprocess (so its peak RSS is its own): SASRec
+with BlossomRec's backbone (hidden 128, 2 layers, 8 query heads sharing 2 KV heads, RoPE,
+full cross-entropy over 2,000 items, dropout 0) trains on one synthetic long sequence
+(``make_synthetic_sequences``, Markov walks) per step; dense attention builds the explicit
+``L x L`` scores (as SASRec/RecBole do), BlossomRec the gather path. The cell records the
+median of ``--steps`` timed steps (forward, loss, backward, Adam) after one warm-up step, and
+``peak_memory_bytes``: the peak RSS of the process minus its RSS just before the first
+full-length step (the model, optimizer state, data and the kernels' code, loaded by a 64-item
+step, are in memory then). ``attention_peak_memory_bytes`` and ``attention_seconds`` measure one
+attention layer alone (forward and backward) the same way, in its own process.
+
+Writes ``benchmarks/results/sequential_cost/<attention>_<length>.json`` (seq_len, attention,
+peak_memory_bytes, step_seconds, ...) and ``cost.png``. One torch thread; run it under the
+shared lock::
+
+    flock /tmp/slimrec-bench.lock .venv/bin/python benchmarks/sequential_attention_cost.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sequential_cost"
+LENGTHS = (500, 1000, 2000, 4000)
+ATTENTIONS = ("dense", "blossom")
+NUM_ITEMS = 2000
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(attention: str, length: int, steps: int) -> dict:
+    """One cell, in this process: the step time and peak memory of training at ``length``."""
+    import torch
+
+    torch.set_num_threads(1)
+    from slimrec.data.sequences import make_synthetic_sequences
+    from slimrec.embeddings import build_embedding
+    from slimrec.models.sequential.sasrec import SASRec, SASRecConfig
+    from slimrec.tasks.sequential import SequenceBatch, full_ce
+
+    data = make_synthetic_sequences(num_users=steps + 1, num_items=NUM_ITEMS,
+                                    mean_length=10 * length, max_length=length + 3, seed=0)
+    torch.manual_seed(0)
+    config = SASRecConfig(num_heads=8, kv_heads=2, positions="rope", attention=attention,
+                          path="gather", dropout=0.0)
+    model = SASRec(build_embedding("full", data.vocab_size, 128), config, length)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = [SequenceBatch([user], data).tensors(length) for user in range(steps + 1)]
+    short = SequenceBatch([0], data).tensors(64)
+    seconds = []
+    for index, (inputs, targets, lengths) in enumerate([short, *batches]):
+        if index == 1:  # the kernels' code is loaded now: it is not the step's memory
+            before, seconds = rss_bytes(), []
+        start = time.perf_counter()
+        hidden = model.encode(inputs, lengths)
+        positions = targets != 0
+        loss = full_ce(model, hidden[positions], targets[positions], model.objective)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"seq_len": int(lengths[0]), "attention": attention,
+            "peak_memory_bytes": peak - before, "step_seconds": statistics.median(seconds[1:]),
+            "step_seconds_all": seconds, "batch_size": 1, "hidden": 128, "num_layers": 2,
+            "num_heads": 8, "kv_heads": 2, "positions": "rope", "num_items": NUM_ITEMS,
+            "loss": "full_ce", "torch_threads": torch.get_num_threads(),
+            "blossom": {"window": config.window, "block": config.block,
+                        "top_k": config.top_k, "local": config.local, "path": "gather"},
+            "command": " ".join(["python", *sys.argv])}
+
+
+def measure_attention(attention: str, length: int, steps: int) -> dict:
+    """The attention module alone (one layer, forward and backward, batch 1): its own peak
+    memory and time, without the embedding, feed-forward and loss every variant shares."""
+    import torch
+
+    torch.set_num_threads(1)
+    from slimrec.models.sequential.attention import BlossomAttention, DenseAttention
+
+    torch.manual_seed(0)
+    module = (BlossomAttention(128, 8, 2, True, path="gather") if attention == "blossom"
+              else DenseAttention(128, 8, 2, True))
+    inputs = [torch.randn(1, length, 128, requires_grad=True) for _ in range(steps + 1)]
+    warm = torch.randn(1, 64, 128, requires_grad=True)
+    seconds = []
+    for index, x in enumerate([warm, *inputs]):
+        if index == 1:  # the kernels' code is loaded now: it is not the attention's memory
+            before, seconds = rss_bytes(), []
+        start = time.perf_counter()
+        module(x, torch.tensor([x.shape[1]])).square().sum().backward()
+        seconds.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"attention_peak_memory_bytes": peak - before,
+            "attention_seconds": statistics.median(seconds[1:])}
+
+
+def plot(cells: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (memory, time_) = plt.subplots(1, 2, figsize=(10, 4))
+    for attention in ATTENTIONS:
+        rows = sorted((c for c in cells if c["attention"] == attention),
+                      key=lambda c: c["seq_len"])
+        lengths = [c["seq_len"] for c in rows]
+        memory.plot(lengths, [c["peak_memory_bytes"] / 2**20 for c in rows], "o-",
+                    label=attention)
+        time_.plot(lengths, [c["step_seconds"] for c in rows], "o-", label=attention)
+    for axis, label in ((memory, "peak memory of a step (MiB)"), (time_, "step time (s)")):
+        axis.set_xlabel("history length")
+        axis.set_ylabel(label)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.legend()
+    figure.suptitle("SASRec training step, batch 1, 1 CPU thread: dense vs BlossomRec")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
+    parser.add_argument("--attentions", default=",".join(ATTENTIONS))
+    parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
+    parser.add_argument("--parts", default="step,attention",
+                        help="what to measure (merged into an existing cell file)")
+    parser.add_argument("--one", choices=("step", "attention"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # the child process of one measurement
+        measure_one = measure if args.one == "step" else measure_attention
+        print(json.dumps(measure_one(args.attentions, int(args.lengths), args.steps)))
+        return
+    from slimrec.io import atomic_write_json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for length in map(int, args.lengths.split(",")):
+        for attention in args.attentions.split(","):
+            path = RESULTS / f"{attention}_{length}.json"
+            cell = json.loads(path.read_text()) if path.is_file() else {}
+            for part in args.parts.split(","):
+                child = subprocess.run(
+                    [sys.executable, __file__, "--one", part, "--attentions", attention,
+                     "--lengths", str(length), "--steps", str(args.steps)],
+                    capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                if child.returncode:
+                    raise SystemExit(f"{attention} {length} {part}: failed\n"
+                                     f"{child.stderr[-2000:]}")
+                cell.update(json.loads(child.stdout.strip().splitlines()[-1]))
+            atomic_write_json(path, cell)
+            print(f"{attention:8s} L={length:5d}  step: peak "
+                  f"{cell['peak_memory_bytes'] / 2**20:8.1f} MiB, {cell['step_seconds']:.3f}s; "
+                  f"attention alone: peak {cell['attention_peak_memory_bytes'] / 2**20:8.1f} "
+                  f"MiB, {cell['attention_seconds']:.3f}s", flush=True)
+    cells = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*_*.json"))]
+    plot(cells, RESULTS / "cost.png")
+    for length in sorted({c["seq_len"] for c in cells}):
+        pair = {c["attention"]: c for c in cells if c["seq_len"] == length}
+        if len(pair) == 2:
+            ratios = {key: pair["blossom"][key] / pair["dense"][key]
+                      for key in ("peak_memory_bytes", "step_seconds",
+                                  "attention_peak_memory_bytes", "attention_seconds")}
+            print(f"L={length}: blossom / dense: " + ", ".join(
+                f"{key} {value:.2f}" for key, value in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Next items for a history that is given, not stored, from a saved sequential model.
+
+    rec = SequentialRecommender.load("runs/latest")
+    rec.recommend(["item 17", "item 4", "item 99"], k=20)  # oldest first
+
+Items are external ids (the artifact's ``vocab.json``); the model reads the last ``max_len`` of
+them. Seen items stay recommendable unless ``exclude_seen`` (a repeat can be the next item).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimrec.data.sequences import pad_windows
+from slimrec.errors import ConfigError, DataError
+from slimrec.models.sequential.sasrec import SASRec
+from slimrec.serve.artifact import load_artifact
+from slimrec.serve.recommender import Recommendation
+
+
+class SequentialRecommender:
+    """A loaded sequential model and its item vocabulary."""
+
+    def __init__(self, model: SASRec, item_ids: Sequence[str]) -> None:
+        self.model = model.eval()
+        self.item_ids = np.asarray(item_ids, dtype=str)
+        self._index = {item: position + 1 for position, item in enumerate(self.item_ids)}
+
+    @classmethod
+    def load(cls, path: str | Path) -> SequentialRecommender:
+        artifact = load_artifact(path, task="sequential")
+        return cls(artifact.model, artifact.vocab["items"])
+
+    def encode(self, history: Sequence[str]) -> np.ndarray:
+        """Internal ids of a history; an empty history or an unknown item fails by name."""
+        if len(history) == 0:
+            raise DataError("the history is empty; give at least one item, oldest first.")
+        unknown = [item for item in history if str(item) not in self._index]
+        if unknown:
+            raise DataError(f"item {str(unknown[0])!r} is not in this model's vocabulary of "
+                            f"{len(self.item_ids):,} items.")
+        return np.asarray([self._index[str(item)] for item in history], dtype=np.int64)
+
+    def recommend(self, history: Sequence[str], k: int = 20,
+                  exclude_seen: bool = False) -> Recommendation:
+        """The ``k`` most likely next items after ``history`` (external ids, oldest first)."""
+        return self.recommend_many([history], k, exclude_seen)[0]
+
+    def recommend_many(self, histories: Sequence[Sequence[str]], k: int = 20,
+                       exclude_seen: bool = False) -> list[Recommendation]:
+        if k < 1:
+            raise ConfigError(f"k must be an int >= 1; got {k}.")
+        encoded = [self.encode(history)[-self.model.max_len:] for history in histories]
+        if not encoded:
+            return []
+        ends = np.cumsum([len(items) for items in encoded])
+        inputs, lengths = pad_windows(np.concatenate(encoded),
+                                      np.concatenate([[0], ends[:-1]]), ends)
+        with torch.no_grad():
+            scores = self.model.score_all(inputs, lengths)
+            if exclude_seen:
+                row, column = inputs.nonzero(as_tuple=True)
+                scores[row, inputs[row, column]] = -torch.inf
+            top = torch.topk(scores, min(k, len(self.item_ids)), dim=1)
+        results = []
+        for values, items in zip(top.values.numpy(), top.indices.numpy(), strict=True):
+            keep = np.isfinite(values)
+            results.append(Recommendation("", self.item_ids[items[keep] - 1].tolist(),
+                                          values[keep].tolist()))
+        return results
