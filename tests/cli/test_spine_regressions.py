@@ -107,7 +107,7 @@ def test_item10_flags_merge_into_yaml_dicts_key_by_key(tmp_path):
     from slimrec.cli.flags import run_config
 
     config = run_config(args)
-    assert config.model_params == {"keep_graph": True, "num_layers": "2"}
+    assert config.model_params == {"keep_graph": True, "num_layers": 2}
     assert config.train.epochs == 2 and config.train.lr == 0.01
 
 

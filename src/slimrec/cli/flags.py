@@ -16,6 +16,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+import yaml
 from pydantic.fields import FieldInfo
 
 from slimrec.config import read_config_file
@@ -112,8 +113,17 @@ def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} expects KEY=VALUE; got {pair!r}.")
-        values[key] = value
+        values[key] = _scalar(value)
     return values
+
+
+def _scalar(text: str) -> Any:
+    """``"2"`` -> 2, ``"true"`` -> True, ``"[16, 8]"`` -> [16, 8] (YAML scalars and lists, as in
+    a config file), so config.yaml records what the setting means; other text stays text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
