@@ -33,7 +33,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "scale"
 DATA = Path(os.environ.get("SLIMREC_SCALE_DIR", "/tmp/slimrec-scale"))
 LOCK = "/tmp/slimrec-bench.lock"
 STAGES = ("generate", "ingest", "cluster", "epoch")
-METHODS = ("graph_popularity", "quantized", "hash")
+# method[@budget] (default 1%): quantized cannot go below ~5% (1 bit per value plus its
+# per-row scales), so it is also run at 6%, the nearest budget it meets.
+METHODS = ("graph_popularity", "quantized", "hash", "quantized@6%")
 SAMPLE_USERS = 10_000
 
 
@@ -139,22 +141,32 @@ def sampled_test(data: Any, seed: int = 0) -> Any:
     return data.with_splits(data.train, data.val, test), int(users.size)
 
 
-def stage_epoch(label: str, method: str) -> None:
+def stage_epoch(label: str, spec: str) -> None:
     import numpy as np
 
+    from slimrec.errors import BudgetError
     from slimrec.eval.ranking import evaluate_ranking
     from slimrec.spine import apply_threads, build_model
     from slimrec.tasks import RetrievalConfig
     from slimrec.train.loop import fit
 
+    method, _, budget = spec.partition("@")
+    budget = budget or "1%"
+    name = f"epoch_{label}_{method}" + ("" if budget == "1%" else f"_{budget.rstrip('%')}pct")
     data, _ = load(label)
-    config = RetrievalConfig(dataset=f"synth-{label}", dim=64, embedding=method, budget="1%",
+    config = RetrievalConfig(dataset=f"synth-{label}", dim=64, embedding=method, budget=budget,
                              threads=1, seed=0, progress=False,
                              train={"epochs": 1, "batch_size": 4096, "lr": 1e-3,
                                     "l2": 0.0})
     apply_threads(config)
     start = time.perf_counter()
-    model = build_model(config, data)
+    try:
+        model = build_model(config, data)
+    except BudgetError as error:
+        document = base(label, "epoch", time.perf_counter() - start)
+        document.update(method=method, budget=budget, status="infeasible", error=str(error))
+        write(name, document)
+        return
     build_seconds = time.perf_counter() - start
     # No validation pass inside the epoch (a full-ranking pass over 10% of 10M users is not
     # the point here); the sampled test evaluation follows.
@@ -168,7 +180,7 @@ def stage_epoch(label: str, method: str) -> None:
     full = model.full_embedding_bytes()
     document = base(label, "epoch", epoch)
     document.update(
-        method=method, budget="1%", model="mf", dim=64, batch_size=4096,
+        method=method, budget=budget, status="done", model="mf", dim=64, batch_size=4096,
         build_seconds=build_seconds, epoch_seconds=epoch, steps=steps,
         steps_per_second=steps / epoch, rows_per_second=data.train.nnz / epoch,
         loss=result.history[0]["loss"],
@@ -179,7 +191,7 @@ def stage_epoch(label: str, method: str) -> None:
         metrics={"test_sampled": evaluation.metrics}, sampled_test_users=users,
         eval_seconds=evaluation.seconds, embedding={"method": method, "budget": "1%",
                                                     "tables": model.table_report()})
-    write(f"epoch_{label}_{method}", document)
+    write(name, document)
 
 
 def _empty(data: Any) -> Any:
@@ -207,10 +219,12 @@ def plot() -> None:
     import matplotlib.pyplot as plt
 
     documents = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    documents = [d for d in documents
+                 if d.get("stage") in STAGES and d.get("status") != "infeasible"]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     series: dict[str, list[tuple[int, float, float]]] = {}
     for d in documents:
-        key = d["stage"] if d["stage"] != "epoch" else f"epoch {d['method']}"
+        key = d["stage"] if d["stage"] != "epoch" else f"epoch {d['method']} {d['budget']}"
         series.setdefault(key, []).append((d["interactions"], d["seconds"],
                                            d["peak_rss_bytes"] / 2**30))
     for key, points in sorted(series.items()):
@@ -231,12 +245,44 @@ def plot() -> None:
     print(f"wrote {RESULTS / 'scaling.png'}")
 
 
+def table() -> None:
+    """The markdown table of every stage document (BENCHMARKS.md, "Scale (issue 15)")."""
+    rows = ["| size | stage | method | seconds | peak RSS | figures |", "|---|---|---|---|---|---|"]
+    documents = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    order = {stage: n for n, stage in enumerate(STAGES)}
+    documents = sorted((d for d in documents if d.get("stage") in order),
+                       key=lambda d: (d["interactions"], order[d["stage"]], d.get("method", "")))
+    for d in documents:
+        figures = ""
+        if d["stage"] == "generate":
+            figures = (f"{d['written']:,} pairs written, "
+                       f"{d['parquet_bytes'] / 2**20:.0f} MiB Parquet")
+        elif d["stage"] == "ingest":
+            figures = (f"CSR {d['csr_bytes'] / 2**20:.0f} MiB; RSS growth "
+                       f"{d['rss_growth_over_csr']:.1f}x CSR; cached {d['cached_seconds']:.2f}s")
+        elif d["stage"] == "cluster":
+            figures = (f"{d['edges']:,} edges, {d['clusters']} clusters, Barber Q "
+                       f"{d['barber_modularity']:.3f}")
+        elif d.get("status") == "infeasible":
+            figures = "infeasible: " + d["error"].split(": ", 1)[1].split(". Raise")[0]
+        else:
+            memory = d["memory_bytes"]
+            figures = (f"{d['budget']}: {memory['embeddings'] / 2**20:.2f} MiB of "
+                       f"{memory['full_fp32_embeddings'] / 2**20:.0f} MiB; "
+                       f"{d['steps_per_second']:.1f} steps/s; build {d['build_seconds']:.1f}s; "
+                       f"R@20 {d['metrics']['test_sampled']['recall@20']:.4f} (10k users)")
+        rows.append(f"| {d['label']} | {d['stage']} | {d.get('method', '')} | "
+                    f"{d['seconds']:.1f} | {d['peak_rss_bytes'] / 2**30:.2f} GiB | {figures} |")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1M,10M")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--plot", action="store_true")
+    parser.add_argument("--table", action="store_true", help="print the markdown table")
     parser.add_argument("--stage", help=argparse.SUPPRESS)  # one stage, in this process
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -246,6 +292,9 @@ def main() -> None:
         return
     if args.plot:
         plot()
+        return
+    if args.table:
+        table()
         return
     for label in args.sizes.split(","):
         for stage in args.stages.split(","):

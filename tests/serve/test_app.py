@@ -20,8 +20,6 @@ from slimrec.serve.batching import MicroBatcher
 from slimrec.serve.predictor import Predictor
 from slimrec.serve.recommender import Query, Recommender
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TestClient on httpx
-
 
 def same_answers(got, expected):
     """Same items and sources; scores equal up to float32 rounding (a product over a batch of
