@@ -252,7 +252,7 @@ def _open(cache: Path, split: str, shape: tuple[int, int]) -> sp.csr_matrix:
 
 
 def _build(folder: Path, meta: dict[str, Any], cache: Path, split_of: Callable,
-           progress: Progress, sort_rows: int = 8_000_000) -> None:
+           progress: Progress, sort_rows: int = 2_000_000) -> None:
     """The three passes (module docstring) into ``cache``."""
     num_users, num_items = meta["users"], meta["items"]
     index_dtype = _id_dtype(max(num_items, meta["interactions"]))
