@@ -72,8 +72,8 @@ class EnsembleModel(RecModel):
     def score(self, users: Tensor, items: Tensor) -> Tensor:
         return torch.stack([m.score(users, items) for m in self.members]).mean(0)
 
-    def scorer(self) -> Scorer:
-        scorers = [member.scorer() for member in self.members]
+    def scorer(self, stored: bool = False) -> Scorer:
+        scorers = [member.scorer(stored) for member in self.members]
         if len(scorers) == 1:
             return scorers[0]
 

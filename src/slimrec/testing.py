@@ -82,6 +82,12 @@ def check_embedding_table(spec: EmbeddingSpec, num_embeddings: int, embedding_di
         f"{safetensors_tensor_bytes(blob)}")
     rebuilt = type(served).from_state(served.config, num_embeddings, embedding_dim, state)
     assert torch.allclose(rebuilt(ids), served(ids), atol=1e-6), f"{name}: from_state differs"
+    with torch.no_grad():  # serving scores items from the stored form: it must agree
+        queries = torch.randn(3, embedding_dim, generator=torch.Generator().manual_seed(0))
+        expected = queries @ served.full_weight().T
+        for chunk in (max(1, num_embeddings // 3), num_embeddings):
+            assert torch.allclose(served.score_rows(queries, chunk_size=chunk), expected,
+                                  atol=1e-4, rtol=1e-4), f"{name}: score_rows differs"
 
     if spec.budget is not None:
         budget_bytes = spec.budget.resolve(full_fp32_bytes(num_embeddings, embedding_dim))

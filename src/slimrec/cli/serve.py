@@ -23,6 +23,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=256,
                         metavar="N", help="most users scored by one matrix product (default "
                         "256)")
+    parser.add_argument("--item-scoring", dest="item_scoring", choices=["stored", "fp32"],
+                        default="stored", help="MF runs: score items from the table as stored "
+                        "(int8/int4 rows, factors; default: least memory) or from an fp32 copy "
+                        "made at load (faster per call, num_items x dim x 4 bytes more)")
     parser.add_argument("--no-batching", dest="batching", action="store_false",
                         help="score each /recommend call on its own")
     parser.add_argument("--fallback", choices=["none", "popular"], default="none",
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_config(ServeSettings, {
         key: getattr(args, key) for key in ("max_batch_size", "max_batch_delay_ms", "batching",
                                             "fallback", "reload_token", "max_body_bytes",
-                                            "max_users")}, where="slimrec serve")
+                                            "max_users", "item_scoring")},
+        where="slimrec serve")
     # Checksums and format now, so that a wrong folder is one message and exit status 2.
     manifest = read_manifest(args.run_dir)
     print(f"serving {args.run_dir} ({manifest['task']}, {manifest['model']}) on "

@@ -84,6 +84,17 @@ class EmbeddingTable(nn.Module):
         """All rows as one ``(num_embeddings, embedding_dim)`` tensor, built chunk by chunk."""
         return torch.cat([rows for _, rows in self.iter_rows(chunk_size)], dim=0)
 
+    def score_rows(self, queries: Tensor, out: Tensor | None = None,
+                   chunk_size: int = 8192) -> Tensor:
+        """``queries @ rows.T`` against every row, ``[B, num_embeddings]``, computed from the
+        stored form ``chunk_size`` rows at a time: no fp32 copy of the table is kept (what
+        serving a compressed table in its stored form costs: decoding the rows per call)."""
+        if out is None:
+            out = queries.new_empty(len(queries), self.num_embeddings)
+        for start, rows in self.iter_rows(chunk_size):
+            out[:, start: start + len(rows)] = queries @ rows.T
+        return out
+
     def distinct_rows(self) -> tuple[Tensor, Tensor] | None:
         """``(vectors [R, dim], index LongTensor[n])`` with ``self(i) == vectors[index[i]]``,
         when ids share vectors (R < n): a scorer then takes R dot products instead of n, and

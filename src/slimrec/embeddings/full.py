@@ -60,3 +60,8 @@ class FullTable(EmbeddingTable):
 
     def full_weight(self, chunk_size: int = 65536) -> Tensor:
         return self.weight
+
+    def score_rows(self, queries: Tensor, out: Tensor | None = None,
+                   chunk_size: int = 8192) -> Tensor:
+        weight = self.weight.detach()  # already fp32 rows: one product, no decoding
+        return queries @ weight.T if out is None else torch.mm(queries, weight.T, out=out)

@@ -174,6 +174,23 @@ class PackedQuantizedTable(EmbeddingTable):
         return (codes.float() * self.scale[ids].float().unsqueeze(-1)
                 + self.offset[ids].float().unsqueeze(-1))
 
+    def score_rows(self, queries: Tensor, out: Tensor | None = None,
+                   chunk_size: int = 8192) -> Tensor:
+        """``q . (scale * c + offset) = scale * (q . c) + offset * sum(q)``: the codes are
+        unpacked chunk by chunk (contiguous slices, no gather) and the affine map is applied to
+        the ``[B, chunk]`` scores, not to the ``[chunk, dim]`` rows."""
+        if out is None:
+            out = queries.new_empty(len(queries), self.num_embeddings)
+        totals = queries.sum(1, keepdim=True)
+        for start in range(0, self.num_embeddings, chunk_size):
+            stop = min(start + chunk_size, self.num_embeddings)
+            codes = unpack_codes(self.codes[start:stop], self.config.bits, self.embedding_dim)
+            scores = torch.mm(queries, codes.to(queries.dtype).T)
+            scores.mul_(self.scale[start:stop].to(queries.dtype))
+            scores.addcmul_(totals, self.offset[start:stop].to(queries.dtype).unsqueeze(0))
+            out[:, start:stop] = scores
+        return out
+
 
 class QuantizedTable(EmbeddingTable):
     """Quantization-aware training (LSQ+ step and offset, stored exactly as fp16).

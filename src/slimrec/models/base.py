@@ -188,9 +188,12 @@ class RetrievalModel(RecModel):
         """Positive scores, negative scores and the L2 term of the batch's embeddings."""
         raise NotImplementedError
 
-    def scorer(self) -> Scorer:
+    def scorer(self, stored: bool = False) -> Scorer:
         """A function ranking all items: ``(users[B], out) -> Tensor[B, num_items]``.
 
-        Work shared by every batch (e.g. the item matrix) is done once, here.
+        Work shared by every batch (e.g. the item matrix) is done once, here. ``stored`` asks
+        to score from the item table's stored form (int8 rows, factors...) instead of keeping
+        an fp32 copy of it: less memory, some decoding per call; models whose scoring needs
+        fp32 item vectors anyway (LightGCN's propagated ones, NeuMF's MLP inputs) ignore it.
         """
         raise NotImplementedError

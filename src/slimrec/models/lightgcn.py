@@ -174,8 +174,9 @@ class LightGCN(RetrievalModel):
               + ego[negatives + offset].square().sum()) / 2
         return positive, negative, l2
 
-    def scorer(self) -> Scorer:
-        """Propagates once; each batch is then one dense product, as for MF."""
+    def scorer(self, stored: bool = False) -> Scorer:
+        """Propagates once; each batch is then one dense product, as for MF. The propagated
+        vectors mix every table's rows, so they are fp32 whatever ``stored`` says."""
         return self._propagated_mf().scorer()
 
     def _propagated_mf(self) -> MF:

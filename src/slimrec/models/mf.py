@@ -39,10 +39,12 @@ class MF(RetrievalModel):
         l2 = (user_vectors.square().sum() + item_vectors.square().sum()) / 2
         return positive, negative, l2
 
-    def scorer(self) -> Scorer:
+    def scorer(self, stored: bool = False) -> Scorer:
         shared = self.item_table.distinct_rows()
         if shared is not None:
             return self._shared_row_scorer(*shared)
+        if stored:
+            return self._stored_scorer()
         item_matrix = self.item_table.full_weight().detach()
 
         def score_all(users: Tensor, out: Tensor | None = None) -> Tensor:
@@ -50,6 +52,14 @@ class MF(RetrievalModel):
             if out is None:
                 return user_vectors @ item_matrix.T
             return torch.mm(user_vectors, item_matrix.T, out=out)
+
+        return score_all
+
+    def _stored_scorer(self) -> Scorer:
+        """Scores computed from the item table as stored, rows decoded chunk by chunk."""
+
+        def score_all(users: Tensor, out: Tensor | None = None) -> Tensor:
+            return self.item_table.score_rows(self.user_table(users).detach(), out)
 
         return score_all
 

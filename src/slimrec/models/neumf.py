@@ -114,8 +114,9 @@ class NeuMF(RetrievalModel):
         return (self._towers(user_rows, positive_rows), self._towers(user_rows, negative_rows),
                 l2)
 
-    def scorer(self, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Scorer:
+    def scorer(self, stored: bool = False, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Scorer:
         """Rank all items in item chunks of at most ``max_elements`` MLP activations per batch.
+        The item side of the MLP is precomputed in fp32, so ``stored`` changes nothing.
 
         Done once here: the item rows, the item half of the first MLP layer ``(I, h1)`` and the
         GMF item factors ``q_g ⊙ h_g`` ``(I, gmf_dim)``.

@@ -52,7 +52,7 @@ from slimrec.serve.artifact import WEIGHTS_FILE, load_artifact
 from slimrec.serve.batching import MicroBatcher
 from slimrec.serve.metrics import InstrumentMiddleware, ServeMetrics, current_rss_bytes
 from slimrec.serve.predictor import Predictor
-from slimrec.serve.recommender import Query, Recommendation, Recommender
+from slimrec.serve.recommender import ItemScoring, Query, Recommendation, Recommender
 
 log = logging.getLogger("slimrec.serve")
 
@@ -77,6 +77,8 @@ class ServeSettings(FrozenConfig):
     max_body_bytes: int = Field(1_048_576, ge=1, description="larger request bodies get 413")
     max_users: int = Field(10_000, ge=1, description="users (or CTR rows) per request; more "
                            "get 413")
+    item_scoring: ItemScoring = Field("stored", description="MF: score items from the table "
+                                      "as stored (less memory) or from an fp32 copy (faster)")
 
 
 # ---------------------------------------------------------------------------- request schemas
@@ -153,14 +155,14 @@ class LoadedModel:
         return {**self.manifest["memory_bytes"], "full_fp32_embeddings": full}
 
 
-def load_model(folder: str | Path) -> LoadedModel:
+def load_model(folder: str | Path, item_scoring: ItemScoring = "stored") -> LoadedModel:
     """Load and check a run folder of any task (``ArtifactError`` when it cannot serve)."""
     artifact = load_artifact(folder)
     # The weights' checksum names the version: a re-saved model gets a new one.
     version = f"{artifact.folder.name}@{artifact.manifest['files'][WEIGHTS_FILE][:12]}"
     if artifact.task == "retrieval":
         return LoadedModel(artifact.folder, version, artifact.manifest,
-                           recommender=Recommender.from_artifact(artifact))
+                           recommender=Recommender.from_artifact(artifact, item_scoring))
     if artifact.task == "ctr":
         return LoadedModel(artifact.folder, version, artifact.manifest,
                            predictor=Predictor.from_artifact(artifact))
@@ -221,7 +223,8 @@ class Service:
     async def _load(self, folder: Path) -> LoadedModel:
         loop = asyncio.get_running_loop()
         # Not on the scoring thread: the old model keeps answering while the new one loads.
-        loaded = await loop.run_in_executor(None, load_model, folder)
+        loaded = await loop.run_in_executor(None, load_model, folder,
+                                            self.settings.item_scoring)
         if self.current is None:
             self._swap(loaded)
         return loaded
@@ -237,8 +240,8 @@ class Service:
         async with self._reload_lock:
             folder = Path(folder) if folder is not None else self.run_dir
             try:
-                loaded = await asyncio.get_running_loop().run_in_executor(None, load_model,
-                                                                          folder)
+                loaded = await asyncio.get_running_loop().run_in_executor(
+                    None, load_model, folder, self.settings.item_scoring)
             except SlimRecError as error:
                 self.metrics.reloads.labels("refused").inc()
                 raise self._refused(str(error)) from None
@@ -505,7 +508,8 @@ def _describe(model: LoadedModel, settings: ServeSettings) -> dict[str, Any]:
     if model.recommender is not None:
         serving.update(users=len(model.recommender.user_ids),
                        items=model.recommender.num_items,
-                       fold_in=model.recommender.fold_in_method)
+                       fold_in=model.recommender.fold_in_method,
+                       item_scoring=model.recommender.item_scoring)
     if model.predictor is not None:
         serving["fields"] = model.predictor.field_names
     return {"model_version": model.version, "run_dir": str(model.folder), "task": model.task,

@@ -10,9 +10,13 @@ items, flagged ``source="popular"`` (``fallback="popular"``). Popularity is each
 the saved seen-items matrix, so it needs no extra storage.
 
 Scoring is batched: one ``(B, num_items)`` product per batch of known users, seen items masked
-with one scatter, one ``topk``. ``answer`` takes a batch of ``Query``s, each with its own ``k``
-and filters (items to exclude, or the only items to consider), so that the HTTP service can
-score the queries of concurrent callers together (micro-batching).
+with one scatter, one ``topk``; items of equal score (ids sharing a compressed row) are ordered
+by the seeded random item order of evaluation (``tie_order``), never by id. ``answer`` takes
+a batch of ``Query``s, each with its own ``k`` and filters (items to exclude, or the only items
+to consider), so that the HTTP service can score the queries of concurrent callers together
+(micro-batching). MF item tables are scored in their stored form by default
+(``item_scoring="stored"``: int8/int4 codes, factors... decoded chunk by chunk; ids that share a
+row are scored once per row); ``"fp32"`` keeps one dense copy instead, faster per call.
 
 A new user is given by their history (``recommend_history``): their vector is folded in
 against the item vectors, and the history's items are excluded from the answer.
@@ -48,6 +52,7 @@ from torch import Tensor
 
 from slimrec.errors import ArtifactError, ConfigError
 from slimrec.eval.ranking import _mask_seen as mask_seen
+from slimrec.eval.ranking import neutral_top, tie_order
 from slimrec.models.base import RetrievalModel
 from slimrec.models.mf import MF
 from slimrec.serve.artifact import MANIFEST_FILE, Artifact, load_artifact
@@ -56,6 +61,11 @@ from slimrec.tasks.retrieval import SEEN_FILE, seen_matrix
 Fallback = Literal["none", "popular"]
 FALLBACKS = ("none", "popular")
 FoldIn = Literal["least_squares", "mean"]
+# How MF scores every item: "stored" from the item table as saved (int8 rows, factors... decoded
+# chunk by chunk per call; tables whose ids share rows score each distinct row once), or "fp32"
+# from one dense copy made at load time (faster per call, num_items x dim x 4 more bytes).
+ItemScoring = Literal["stored", "fp32"]
+ITEM_SCORING = ("stored", "fp32")
 # Weight a (history items count 1 + a times the others) and regulariser of the MF fold-in, in
 # units of the mean squared item norm; chosen on validation users (BENCHMARKS.md, issue 14).
 FOLD_IN_WEIGHT = 10.0
@@ -136,7 +146,10 @@ class Recommender:
 
     def __init__(self, model: RetrievalModel, manifest: dict[str, Any], user_ids: np.ndarray,
                  item_ids: np.ndarray, seen: sp.csr_matrix | None,
-                 folder: Path | None = None) -> None:
+                 folder: Path | None = None, item_scoring: ItemScoring = "stored") -> None:
+        if item_scoring not in ITEM_SCORING:
+            raise ConfigError(f"item_scoring must be one of {', '.join(ITEM_SCORING)}; got "
+                              f"{item_scoring!r}.")
         self.model = model
         self.manifest = manifest
         self.user_ids = user_ids
@@ -145,26 +158,34 @@ class Recommender:
         self.folder = folder
         self._user_index = {user: index for index, user in enumerate(user_ids.tolist())}
         # Shared work (item matrix, LightGCN propagation) is done once, here.
-        self._score = model.scorer()
+        self.item_scoring = item_scoring
+        self._score = model.scorer(stored=item_scoring == "stored")
+        # Equal scores (ids sharing a row) are ordered as in evaluation: by a seeded random
+        # order of the items, never by id (low ids are often the popular items).
+        self._tie_rank = tie_order(len(item_ids), int(manifest.get("run_config", {})
+                                                      .get("seed", 0)))
         self._popular: tuple[np.ndarray, np.ndarray] | None = None
         self._item_index: dict[str, int] | None = None  # built on first use
         self._fold_in_matrix: Tensor | None = None
         self._fold_in_base: Tensor | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
+    def load(cls, path: str | Path, item_scoring: ItemScoring = "stored") -> Recommender:
         """Load a model folder; checksums are verified and a foreign folder fails clearly."""
-        return cls.from_artifact(load_artifact(path, task="retrieval"))
+        return cls.from_artifact(load_artifact(path, task="retrieval"), item_scoring)
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact) -> Recommender:
-        """The recommender of a loaded retrieval artifact."""
+    def from_artifact(cls, artifact: Artifact, item_scoring: ItemScoring = "stored"
+                      ) -> Recommender:
+        """The recommender of a loaded retrieval artifact (``item_scoring``: see
+        ``ITEM_SCORING``)."""
         user_ids = np.asarray(artifact.vocab["users"], dtype=str)
         item_ids = np.asarray(artifact.vocab["items"], dtype=str)
         seen = artifact.extras.get(SEEN_FILE)
         if seen is not None:
             seen = seen_matrix(seen, (len(user_ids), len(item_ids)))
-        return cls(artifact.model, artifact.manifest, user_ids, item_ids, seen, artifact.folder)
+        return cls(artifact.model, artifact.manifest, user_ids, item_ids, seen, artifact.folder,
+                   item_scoring)
 
     @property
     def num_items(self) -> int:
@@ -263,8 +284,8 @@ class Recommender:
             for row, query in enumerate(queries):
                 if query.include_items:
                     _keep_only(scores[row], self._item_indices(query.include_items, strict=True))
-            top_scores, top_items = torch.topk(scores, min(max(q.k for q in queries),
-                                                            self.num_items), dim=1)
+            top_items, top_scores, _ = neutral_top(
+                scores, min(max(q.k for q in queries), self.num_items), self._tie_rank)
         top_scores_np = top_scores.numpy()
         names = self.item_ids[top_items.numpy()]  # (B, k) external item ids
         # -inf marks an excluded item that had to fill the top k: fewer items remained.
@@ -353,15 +374,17 @@ class Recommender:
                               source="popular", message=f"{message}; most popular items instead.")
 
     def _popularity(self) -> tuple[np.ndarray, np.ndarray]:
-        """Item ids by decreasing number of users who saw them (ties: lower id first), and the
-        count of every item (a float array, used as the fallback's score)."""
+        """Item ids by decreasing number of users who saw them (ties: in the seeded tie order,
+        as in ranking), and the count of every item (a float array, the fallback's score)."""
         if self._popular is None:
             if self.seen is None:
                 raise ArtifactError(
                     f"{self.folder or 'this model'} has no seen-items matrix, so item "
                     "popularity is unknown; the popular fallback is not available.")
             counts = np.bincount(self.seen.indices, minlength=self.num_items).astype(float)
-            self._popular = (np.argsort(-counts, kind="stable"), counts)
+            by_tie_rank = np.argsort(self._tie_rank.numpy(), kind="stable")
+            order = by_tie_rank[np.argsort(-counts[by_tie_rank], kind="stable")]
+            self._popular = (order, counts)
         return self._popular
 
     def footprint(self) -> dict[str, int]:

@@ -5,6 +5,8 @@
 
 Items are external ids (the artifact's ``vocab.json``); the model reads the last ``max_len`` of
 them. Seen items stay recommendable unless ``exclude_seen`` (a repeat can be the next item).
+Equal scores (items sharing a compressed row) are ordered by a seeded random order of the items,
+as in evaluation, never by id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from slimrec.data.sequences import pad_windows
 from slimrec.errors import ConfigError, DataError
+from slimrec.eval.ranking import neutral_top, tie_order
 from slimrec.models.sequential.sasrec import SASRec
 from slimrec.serve.artifact import load_artifact
 from slimrec.serve.recommender import Recommendation
@@ -25,15 +28,17 @@ from slimrec.serve.recommender import Recommendation
 class SequentialRecommender:
     """A loaded sequential model and its item vocabulary."""
 
-    def __init__(self, model: SASRec, item_ids: Sequence[str]) -> None:
+    def __init__(self, model: SASRec, item_ids: Sequence[str], tie_seed: int = 0) -> None:
         self.model = model.eval()
         self.item_ids = np.asarray(item_ids, dtype=str)
         self._index = {item: position + 1 for position, item in enumerate(self.item_ids)}
+        self._tie_rank = tie_order(len(self.item_ids) + 1, tie_seed)  # column 0: padding
 
     @classmethod
     def load(cls, path: str | Path) -> SequentialRecommender:
         artifact = load_artifact(path, task="sequential")
-        return cls(artifact.model, artifact.vocab["items"])
+        return cls(artifact.model, artifact.vocab["items"],
+                   int(artifact.manifest.get("run_config", {}).get("seed", 0)))
 
     def encode(self, history: Sequence[str]) -> np.ndarray:
         """Internal ids of a history; an empty history or an unknown item fails by name."""
@@ -65,9 +70,9 @@ class SequentialRecommender:
             if exclude_seen:
                 row, column = inputs.nonzero(as_tuple=True)
                 scores[row, inputs[row, column]] = -torch.inf
-            top = torch.topk(scores, min(k, len(self.item_ids)), dim=1)
+            top, top_scores, _ = neutral_top(scores, min(k, len(self.item_ids)), self._tie_rank)
         results = []
-        for values, items in zip(top.values.numpy(), top.indices.numpy(), strict=True):
+        for values, items in zip(top_scores.numpy(), top.numpy(), strict=True):
             keep = np.isfinite(values)
             results.append(Recommendation("", self.item_ids[items[keep] - 1].tolist(),
                                           values[keep].tolist()))
