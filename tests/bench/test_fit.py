@@ -70,7 +70,9 @@ def test_cli_fit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "chose " in out and "val recall@20" in out and "wrote" in out
     for extra, message in ((["--methods", "hash"], "fit needs a budget"),
-                           (["--budget", "0.25", "--dims", "8,x"], "--dims expects")):
+                           (["--budget", "0.25", "--dims", "8,x"], "--dims expects"),
+                           (["--budget", "0.25", "--ensemble-sizes", "1,x"],
+                            "--ensemble-sizes expects")):
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
@@ -80,3 +82,29 @@ def test_cli_fit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert refused.value.code == 2
     assert "unrecognized arguments: --embedding hash" in err and "Traceback" not in err
+
+
+def test_ensembles_compete_on_validation_and_win_as_one_artifact(tmp_path, data):
+    """With ensemble sizes 1 and 2, each method is tried alone and as 2 models at half the
+    budget; the best on validation is written. Offering only K = 2 forces the ensemble path."""
+    from slimrec.serve.recommender import Recommender
+
+    config = RetrievalConfig(budget="25%", out=str(tmp_path / "both"), **BASE)
+    fit = fit_under_budget(config, ["hash"], search_epochs=1, data=data,
+                           ensemble_sizes=[2, 1])
+    assert [c["k"] for c in fit["candidates"]] == [1, 2]
+    best = max(fit["candidates"], key=lambda c: c["val"])
+    assert fit["choice"]["k"] == best["k"]
+    assert all(c["embedding_bytes"] <= fit["budget_bytes"] for c in fit["candidates"])
+
+    out = tmp_path / "pair"
+    config = RetrievalConfig(budget="25%", out=str(out), **BASE)
+    fit = fit_under_budget(config, ["hash"], search_epochs=1, data=data, ensemble_sizes=[2])
+    assert fit["choice"]["k"] == 2 and "ensemble of 2" in fit["choice"]["why"]
+    document = json.loads((out / "results.json").read_text())
+    assert document["ensemble"]["k"] == 2 and document["model"] == "ensemble"
+    assert document["memory_bytes"]["embeddings"] <= fit["budget_bytes"]
+    assert json.loads((out / FIT_FILE).read_text())["choice"]["k"] == 2
+    assert len(Recommender.load(out).recommend(["3"], k=5)[0].items) == 5
+    with pytest.raises(ConfigError, match="ensemble sizes must be ints >= 1"):
+        fit_under_budget(config, ["hash"], data=data, ensemble_sizes=[0, 2])

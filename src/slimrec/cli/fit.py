@@ -20,6 +20,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dims", help="comma-separated embedding dims to try (default: --dim)")
     parser.add_argument("--search-epochs", dest="search_epochs", type=int, default=5,
                         help="epochs of each candidate's quick training (default 5)")
+    parser.add_argument("--ensemble-sizes", dest="ensemble_sizes", default="1",
+                        help="comma-separated numbers of models to try, e.g. 1,2,4: K > 1 is an "
+                        "ensemble of K models with budget/K bytes each (default 1: single "
+                        "models only)")
     parser.set_defaults(handler=run)
 
 
@@ -29,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args)
     fit = fit_under_budget(config, split_list(args.methods, "--methods"),
                            split_list(args.dims, "--dims", int), args.search_epochs,
-                           command=command_line())
+                           command=command_line(),
+                           ensemble_sizes=split_list(args.ensemble_sizes, "--ensemble-sizes",
+                                                     int))
     print(fit["table"])
     print(fit["choice"]["why"])
     print_run(fit["document"], Path(config.out))
