@@ -129,3 +129,33 @@ def test_bad_input(tiny_file, tmp_path, capsys):
                                          make_synthetic_sequences(num_users=5, num_items=9))
     with pytest.raises(DataError, match="out of range"):
         model.encode(torch.tensor([[3, 10]]), torch.tensor([2]))
+
+
+def test_http_recommend_takes_the_history_as_input(run_dir):
+    """``slimrec serve`` on a sequential run: /recommend reads a history (no fold-in), with the
+    same answers as the Python recommender; user ids and bad items get 422 with a message."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from slimrec.serve.app import create_app
+
+    direct = SequentialRecommender.load(run_dir)
+    with TestClient(create_app(run_dir), raise_server_exceptions=False) as http:
+        body = http.post("/recommend", json={"history": ["3", 4, "5"], "k": 6,
+                                             "exclude_seen": False}).json()
+        expected = direct.recommend(["3", "4", "5"], k=6)
+        assert body["results"][0]["items"] == expected.items
+        assert np.allclose(body["results"][0]["scores"], expected.scores, rtol=1e-5)
+        filtered = http.post("/recommend", json={
+            "history": ["3", "4", "5"], "k": 30, "exclude_items": ["6", "nope"],
+            "include_items": ["6", "7", "8", "3"]}).json()["results"][0]["items"]
+        assert sorted(filtered) == ["7", "8"]  # 3 is in the history (exclude_seen by default)
+        info = http.get("/model").json()
+        assert info["task"] == "sequential" and info["serving"]["items"] == 30
+        for request, message in (({"users": ["1"]}, "recommends from a history"),
+                                 ({"history": ["3", "99"]}, "'99' is not in this model"),
+                                 ({"history": ["3"], "k": 31}, "at most the number of items"),
+                                 ({"history": ["3"], "include_items": ["x"]}, "unknown")):
+            response = http.post("/recommend", json=request)
+            assert response.status_code == 422 and message in response.json()["error"]
+        assert http.post("/predict", json={"rows": [{"a": 1}]}).status_code == 409

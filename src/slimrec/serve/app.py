@@ -6,7 +6,8 @@ Endpoints (JSON in and out; the OpenAPI page is at ``/docs``):
 
 - ``POST /recommend`` (retrieval runs): top-k items for known users, with their seen items
   and ``exclude_items`` removed, or ranked among ``include_items`` only; or for a new user from
-  their ``history`` (folded in, see ``slimrec.serve.recommender``).
+  their ``history`` (folded in, see ``slimrec.serve.recommender``). Sequential runs: the next
+  items after a ``history`` (oldest first), which the model reads as its input.
 - ``POST /predict`` (CTR runs): click probabilities of rows of field values.
 - ``GET /health/live``, ``GET /health/ready`` (200 once a model is loaded), ``GET /model`` (the
   manifest: task, method, budget, bytes per table, training metrics; the process RSS),
@@ -53,6 +54,7 @@ from slimrec.serve.batching import MicroBatcher
 from slimrec.serve.metrics import InstrumentMiddleware, ServeMetrics, current_rss_bytes
 from slimrec.serve.predictor import Predictor
 from slimrec.serve.recommender import ItemScoring, Query, Recommendation, Recommender
+from slimrec.serve.sequential import SequentialRecommender
 
 log = logging.getLogger("slimrec.serve")
 
@@ -136,13 +138,15 @@ class ReloadRequest(BaseModel):
 # ---------------------------------------------------------------------------- the served model
 @dataclass(frozen=True)
 class LoadedModel:
-    """One loaded run folder: a recommender (retrieval) or a predictor (CTR)."""
+    """One loaded run folder: a recommender (retrieval), a next-item recommender
+    (sequential) or a predictor (CTR)."""
 
     folder: Path
     version: str
     manifest: dict[str, Any]
     recommender: Recommender | None = None
     predictor: Predictor | None = None
+    sequential: SequentialRecommender | None = None
 
     @property
     def task(self) -> str:
@@ -166,8 +170,11 @@ def load_model(folder: str | Path, item_scoring: ItemScoring = "stored") -> Load
     if artifact.task == "ctr":
         return LoadedModel(artifact.folder, version, artifact.manifest,
                            predictor=Predictor.from_artifact(artifact))
+    if artifact.task == "sequential":
+        return LoadedModel(artifact.folder, version, artifact.manifest,
+                           sequential=SequentialRecommender.from_artifact(artifact))
     raise ArtifactError(f"{artifact.folder}: a {artifact.task} model; slimrec serve serves "
-                        "retrieval and ctr models.")
+                        "retrieval, sequential and ctr models.")
 
 
 class ServeError(Exception):
@@ -404,6 +411,8 @@ def _add_recommend(app: FastAPI, service: Service) -> None:
     async def recommend(request: RecommendRequest) -> JSONResponse:
         """Top-k items for known users, or for a new user from their history."""
         model = await service.model()
+        if model.task == "sequential":
+            return await _recommend_next(service, model, request)
         _require(model, "retrieval", "/recommend")
         recommender = model.recommender
         if request.k > recommender.num_items:
@@ -429,6 +438,24 @@ def _add_recommend(app: FastAPI, service: Service) -> None:
             answers = await service.score(recommender.answer, queries, settings.fallback)
         return JSONResponse({"model_version": model.version,
                              "results": [_result(answer) for answer in answers]})
+
+
+async def _recommend_next(service: Service, model: LoadedModel,
+                          request: RecommendRequest) -> JSONResponse:
+    """``/recommend`` on a sequential model: the next items after ``history`` (oldest first);
+    ``exclude_seen`` drops the history's items."""
+    recommender = model.sequential
+    if request.history is None:
+        raise ServeError(422, "a sequential model recommends from a history: send \"history\" "
+                         "(item ids, oldest first), not user ids.")
+    if request.k > recommender.num_items:
+        raise ServeError(422, f"k must be at most the number of items, "
+                         f"{recommender.num_items:,}; got {request.k}.")
+    answers = await service.score(recommender.recommend_many, [request.history], request.k,
+                                  request.exclude_seen, request.exclude_items,
+                                  request.include_items or ())
+    return JSONResponse({"model_version": model.version,
+                         "results": [_result(answer) for answer in answers]})
 
 
 def _result(answer: Recommendation) -> dict[str, Any]:
@@ -512,6 +539,9 @@ def _describe(model: LoadedModel, settings: ServeSettings) -> dict[str, Any]:
                        item_scoring=model.recommender.item_scoring)
     if model.predictor is not None:
         serving["fields"] = model.predictor.field_names
+    if model.sequential is not None:
+        serving.update(items=model.sequential.num_items,
+                       max_len=model.sequential.model.max_len)
     return {"model_version": model.version, "run_dir": str(model.folder), "task": model.task,
             "model": manifest["model"], "trained_model": manifest.get("trained_model"),
             "dataset": run.get("dataset"), "embedding": run.get("embedding"),

@@ -121,7 +121,7 @@ def fold_in(items: Tensor, history: Tensor, method: FoldIn, base: Tensor | None 
                               (1 + FOLD_IN_WEIGHT) * chosen.sum(0))
 
 
-def _mask_items(scores: Tensor, excluded: Sequence[np.ndarray]) -> None:
+def mask_items(scores: Tensor, excluded: Sequence[np.ndarray]) -> None:
     """``scores[row, excluded[row]] = -inf`` for every row, in one scatter."""
     counts = [len(items) for items in excluded]
     if sum(counts):
@@ -129,7 +129,7 @@ def _mask_items(scores: Tensor, excluded: Sequence[np.ndarray]) -> None:
         scores[torch.from_numpy(rows), torch.from_numpy(np.concatenate(excluded))] = -torch.inf
 
 
-def _keep_only(row: Tensor, items: np.ndarray) -> None:
+def keep_only(row: Tensor, items: np.ndarray) -> None:
     """Set every score of ``row`` to -inf except those of ``items``."""
     kept = row[torch.from_numpy(items)].clone()
     row.fill_(-torch.inf)
@@ -280,10 +280,10 @@ class Recommender:
             masking = sum(q.exclude_seen for q in queries[:len(users)])
             if masking:
                 mask_seen(scores[:masking], self.seen, users[:masking])
-            _mask_items(scores, excluded)
+            mask_items(scores, excluded)
             for row, query in enumerate(queries):
                 if query.include_items:
-                    _keep_only(scores[row], self._item_indices(query.include_items, strict=True))
+                    keep_only(scores[row], self._item_indices(query.include_items, strict=True))
             top_items, top_scores, _ = neutral_top(
                 scores, min(max(q.k for q in queries), self.num_items), self._tie_rank)
         top_scores_np = top_scores.numpy()

@@ -21,8 +21,8 @@ from slimrec.data.sequences import pad_windows
 from slimrec.errors import ConfigError, DataError
 from slimrec.eval.ranking import neutral_top, tie_order
 from slimrec.models.sequential.sasrec import SASRec
-from slimrec.serve.artifact import load_artifact
-from slimrec.serve.recommender import Recommendation
+from slimrec.serve.artifact import Artifact, load_artifact
+from slimrec.serve.recommender import Recommendation, keep_only, mask_items
 
 
 class SequentialRecommender:
@@ -36,9 +36,26 @@ class SequentialRecommender:
 
     @classmethod
     def load(cls, path: str | Path) -> SequentialRecommender:
-        artifact = load_artifact(path, task="sequential")
+        return cls.from_artifact(load_artifact(path, task="sequential"))
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact) -> SequentialRecommender:
         return cls(artifact.model, artifact.vocab["items"],
                    int(artifact.manifest.get("run_config", {}).get("seed", 0)))
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    def columns(self, items: Sequence[str], strict: bool) -> np.ndarray:
+        """Score columns of external item ids; unknown ids are skipped, or with ``strict`` a
+        ``ConfigError`` naming them."""
+        unknown = [item for item in items if str(item) not in self._index]
+        if strict and unknown:
+            raise ConfigError(f"include_items: {len(unknown)} item id(s) unknown to this "
+                              f"model: {', '.join(map(repr, unknown[:10]))}.")
+        return np.array([self._index[str(item)] for item in items if str(item) in self._index],
+                        dtype=np.int64)
 
     def encode(self, history: Sequence[str]) -> np.ndarray:
         """Internal ids of a history; an empty history or an unknown item fails by name."""
@@ -56,7 +73,10 @@ class SequentialRecommender:
         return self.recommend_many([history], k, exclude_seen)[0]
 
     def recommend_many(self, histories: Sequence[Sequence[str]], k: int = 20,
-                       exclude_seen: bool = False) -> list[Recommendation]:
+                       exclude_seen: bool = False, exclude_items: Sequence[str] = (),
+                       include_items: Sequence[str] = ()) -> list[Recommendation]:
+        """The next items after each history; ``exclude_items`` are never returned and, when
+        given, only ``include_items`` are ranked (for every history)."""
         if k < 1:
             raise ConfigError(f"k must be an int >= 1; got {k}.")
         encoded = [self.encode(history)[-self.model.max_len:] for history in histories]
@@ -70,6 +90,11 @@ class SequentialRecommender:
             if exclude_seen:
                 row, column = inputs.nonzero(as_tuple=True)
                 scores[row, inputs[row, column]] = -torch.inf
+            mask_items(scores, [self.columns(exclude_items, strict=False)] * len(scores))
+            if include_items:
+                kept = self.columns(include_items, strict=True)
+                for row in scores:
+                    keep_only(row, kept)
             top, top_scores, _ = neutral_top(scores, min(k, len(self.item_ids)), self._tie_rank)
         results = []
         for values, items in zip(top_scores.numpy(), top.numpy(), strict=True):
