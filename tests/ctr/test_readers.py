@@ -122,3 +122,42 @@ def test_movielens_100k_ctr(shared_data: Path) -> None:
     assert genres.multi_hot and {"Action", "Comedy", "Drama"} <= set(genres.vocabulary)
     offsets, _ = data.bags["genres"]
     assert np.diff(offsets).max() > 1  # some movies have several genres
+
+
+def _write_ml1m(folder: Path, ratings: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text(ratings, encoding="latin-1")
+    (folder / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n",
+                                      encoding="latin-1")
+    (folder / "movies.dat").write_text("10::Toy Story (1995)::Animation|Children's|Comedy\n"
+                                       "20::Jumanji (1995)::Adventure\n", encoding="latin-1")
+
+
+def test_movielens_1m_ctr_from_the_original_files(tmp_path: Path) -> None:
+    _write_ml1m(tmp_path / "ml-1m", "1::10::5::978300760\n1::20::3::978302109\n"
+                "2::10::4::978301968\n2::20::1::978300275\n")
+    data = load_field_data("ml-1m", tmp_path, cache=False, fractions=(0.5, 0.25, 0.25))
+    assert data.num_rows == 4 and int(data.labels.sum()) == 2  # ratings >= 4
+    assert data.field_names == ["user", "item", "age", "gender", "occupation", "zip", "genres"]
+    genres = data.field("genres")  # vocabularies come from the train rows only
+    assert genres.multi_hot
+    assert set(genres.vocabulary) - {"<OOV>"} <= {"Animation", "Children's", "Comedy",
+                                                   "Adventure"}
+    assert set(data.field("zip").vocabulary) - {"<OOV>"} <= {"480", "700"}
+
+
+def test_movielens_1m_ctr_bad_lines_are_named(tmp_path: Path) -> None:
+    _write_ml1m(tmp_path / "ml-1m", "1::10::5::978300760\n1::20::x::978302109\n")
+    with pytest.raises(DataError, match=r"ratings.dat line 2: rating 'x' is not an integer"):
+        load_field_data("ml-1m", tmp_path, cache=False)
+    _write_ml1m(tmp_path / "ml-1m", "1::10::5::978300760\n3::20::4::978302109\n")
+    with pytest.raises(DataError, match="line 2: user 3 or movie 20 has no row"):
+        load_field_data("ml-1m", tmp_path, cache=False)
+
+
+@pytest.mark.real_data
+def test_movielens_1m_ctr(shared_data: Path) -> None:
+    data = load_field_data("ml-1m", shared_data, cache=False)
+    assert data.num_rows == 1_000_209
+    assert data.labels.sum() == 575_281  # ratings 4 and 5
+    assert data.field("user").vocabulary.__len__() >= 6_040

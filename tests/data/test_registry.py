@@ -92,7 +92,7 @@ def test_unknown_dataset():
 @pytest.mark.parametrize(("name", "kind", "message"), [
     ("gowala", "interactions", r"unknown dataset 'gowala'\. Did you mean 'gowalla'\?"),
     ("frapp", "fields", r"unknown CTR dataset 'frapp'\. Did you mean 'frappe'\? Known CTR "
-                        r"\(fields\) datasets: frappe, ml-100k, criteo"),
+                        r"\(fields\) datasets: frappe, ml-100k, ml-1m, criteo"),
     ("ml100k", None, r"unknown dataset 'ml100k'\. Did you mean 'ml-100k'"),
     ("zzz", "fields", r"unknown CTR dataset 'zzz'\. Known CTR"),
 ])
@@ -105,7 +105,7 @@ def test_one_registry_holds_every_kind():
     assert {"gowalla", "frappe", "criteo-sample", "ml-100k"} <= set(registry.DATASETS)
     assert registry.dataset_info("frappe").kind == "fields"
     assert registry.dataset_info("gowalla").kind == "interactions"
-    assert set(registry.datasets_of("fields")) == {"frappe", "ml-100k", "criteo", "avazu",
+    assert set(registry.datasets_of("fields")) == {"frappe", "ml-100k", "ml-1m", "criteo", "avazu",
                                                    "criteo-sample", "avazu-sample"}
     assert "frappe" not in registry.datasets_of("interactions")
     assert {"beauty", "ml-1m", "synthetic-seq"} <= set(registry.datasets_of("sequences"))

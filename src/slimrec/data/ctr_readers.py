@@ -14,6 +14,9 @@ miss: a ``RuntimeWarning`` names it and the data is encoded again over it.
   288,609 rows, split 7:2:1 at random (seeded).
 - ``ml-100k``: RecBole atomic files joined with the user and item tables; label rating >= 4;
   fields user, item, age, gender, occupation, zip (first 3 characters) and genres (multi-hot).
+- ``ml-1m``: the original GroupLens files (``ratings.dat``, ``users.dat``, ``movies.dat``, plain
+  or .gz) joined as for the multi-task table; label rating >= 4; the same 7 fields as ml-100k
+  (genres ``|``-separated, multi-hot).
 - ``criteo`` / ``avazu`` (and ``criteo-sample`` / ``avazu-sample``, the DeepCTR fixtures):
   streamed in chunks. Criteo's 13 integer fields are log-square binned; Avazu's ``hour``
   (YYMMDDHH) becomes ``hour_of_day`` and ``weekday``; its ``id`` column is dropped.
@@ -172,6 +175,19 @@ def movielens_batches(inter_path: Path, seed: int) -> tuple[FieldSchema, Batches
     return schema, frame_batches(frame, lines)
 
 
+def movielens_dat_batches(ratings_path: Path) -> tuple[FieldSchema, Batches]:
+    """MovieLens-1M's ``::`` files as CTR rows (the join of ``slimrec.data.multitask``)."""
+    from slimrec.data.multitask import ml1m_frame
+
+    frame = ml1m_frame(ratings_path.parent)
+    frame = frame.select(pl.col("click").cast(pl.Utf8).alias("label"), "user",
+                         pl.col("movie").alias("item"), "age", "gender", "occupation", "zip",
+                         "genres")
+    schema = FieldSchema("label", ("user", "item", "age", "gender", "occupation", "zip"),
+                         multi_hot=(("genres", "|"),), user_field="user", item_field="item")
+    return schema, frame_batches(frame, np.arange(1, frame.height + 1))
+
+
 # ---------------------------------------------------------------------- Criteo and Avazu
 def _first_line(path: Path) -> str:
     line = next((text for _, text in iter_lines(path)), "")
@@ -223,6 +239,7 @@ Reader = Callable[[Path, int, int], tuple[FieldSchema, Batches]]
 FIELD_READERS: dict[str, Reader] = {
     "frappe": lambda path, seed, chunk: frappe_batches(path, seed),
     "recbole-ctr": lambda path, seed, chunk: movielens_batches(path, seed),
+    "movielens-dat": lambda path, seed, chunk: movielens_dat_batches(path),
     "criteo": lambda path, seed, chunk: criteo_batches(path, chunk),
     "avazu": lambda path, seed, chunk: avazu_batches(path, chunk),
 }

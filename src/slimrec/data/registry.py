@@ -334,6 +334,9 @@ _fields("frappe", "Frappe app usage, CTR version: 10 fields, 2 sampled negatives
 _fields("ml-100k", "MovieLens-100K as CTR: rating >= 4, 7 fields incl. multi-hot genres "
         "(100,000 rows)", "recbole-ctr", ("ml-100k/ml-100k.inter",),
         homepage="https://grouplens.org/datasets/movielens/100k/")
+_fields("ml-1m", "MovieLens-1M as CTR: rating >= 4, 7 fields incl. multi-hot genres "
+        "(1,000,209 rows)", "movielens-dat", ("ml-1m/ratings.dat",),
+        homepage="https://grouplens.org/datasets/movielens/1m/")
 _fields("criteo", "Criteo display ads (Kaggle train.txt), 13 binned + 26 categorical fields",
         "criteo", ("criteo/train.txt",), min_count=10)
 _fields("avazu", "Avazu mobile ads (Kaggle train), 22 categorical fields", "avazu",

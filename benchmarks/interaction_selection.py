@@ -1,8 +1,10 @@
-"""Feature-interaction selection on Frappe: the full-interaction model against OptFeature and the
-field-level-only AutoFIS baseline at the same kept fraction of field pairs.
+"""Feature-interaction selection on Frappe and MovieLens-1M CTR: the full-interaction model
+against OptFeature and the field-level-only AutoFIS baseline at the same kept fraction of pairs.
 
-    SLIMREC_BENCH_THREADS=1 python benchmarks/interaction_selection_frappe.py --seeds 0,1,2
-    python benchmarks/interaction_selection_frappe.py --report
+    SLIMREC_BENCH_THREADS=1 python benchmarks/interaction_selection.py --seeds 0,1,2
+    SLIMREC_BENCH_THREADS=1 python benchmarks/interaction_selection.py --dataset ml-1m \
+        --models dcnv2 --seeds 0
+    python benchmarks/interaction_selection.py --dataset ml-1m --models dcnv2 --report
 
 Every cell uses the CTR grid's protocol (``ctr_grid.PROTOCOL``: dim 16, MLP 256-256, Adam 3e-3
 with the plateau schedule, batch 4096, at most 30 epochs, early stopping on val AUC) with full
@@ -12,14 +14,16 @@ The first kept fraction of each model is fixed before any run, as the largest ro
 that removes at least half of the interaction FLOPs of the full model without the value-level
 gates (DeepFM's FM and DLRM's dots: 22 of 45 pairs; DCN-V2's cross network also keeps each
 field's own block, so 18 of 45 pairs); DeepFM also runs at 0.4, because OptFeature's value-level
-gates cost FLOPs of their own that are large beside an FM of dimension 16. Each cell takes the
-benchmark lock while it trains; results go to
-``benchmarks/results/interaction_selection/<model>_<variant>[_keep<k>]_s<seed>.json``.
+gates cost FLOPs of their own that are large beside an FM of dimension 16. ML-1M CTR (7 fields,
+21 pairs) uses the same kept fractions, fixed before its runs. Each cell takes the benchmark
+lock while it trains (unless ``--no-lock``); results go to
+``benchmarks/results/interaction_selection/<dataset>_<model>_<variant>[_keep<k>]_s<seed>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 
@@ -34,16 +38,16 @@ KEEP = {"deepfm": (0.5, 0.4), "dcnv2": (0.4,), "dlrm": (0.5,)}
 VARIANTS = ("off", "optfeature", "autofis")
 
 
-def config(model: str, variant: str, seed: int, keep: float):
+def config(dataset: str, model: str, variant: str, seed: int, keep: float):
     params = {"interaction_selection": {"method": variant, "keep": keep}}
-    return ctr_config(PROTOCOL, dataset="frappe", data_dir=SHARED_DATA, model=model, seed=seed,
+    return ctr_config(PROTOCOL, dataset=dataset, data_dir=SHARED_DATA, model=model, seed=seed,
                       model_params=params if variant != "off" else {})
 
 
-def name(model: str, variant: str, seed: int, keep: float) -> str:
+def name(dataset: str, model: str, variant: str, seed: int, keep: float) -> str:
     """The first kept fraction of a model is its default and is not named."""
     named = "" if variant == "off" or keep == KEEP[model][0] else f"_keep{keep}"
-    return f"{FOLDER}/{model}_{variant}{named}_s{seed}"
+    return f"{FOLDER}/{dataset}_{model}_{variant}{named}_s{seed}"
 
 
 def cells(model: str) -> list[tuple[str, float]]:
@@ -52,15 +56,15 @@ def cells(model: str) -> list[tuple[str, float]]:
                              for variant in VARIANTS[1:]]
 
 
-def run(models: list[str], seeds: list[int], force: bool) -> None:
+def run(dataset: str, models: list[str], seeds: list[int], force: bool, lock: bool) -> None:
     (RESULTS / FOLDER).mkdir(parents=True, exist_ok=True)
-    data = prepare(config(models[0], "off", seeds[0], 1.0))  # one split (data_seed 0)
+    data = prepare(config(dataset, models[0], "off", seeds[0], 1.0))  # one split (data_seed 0)
     for seed in seeds:
         for model in models:
             for variant, keep in cells(model):
-                with blocking_lock(LOCK):
-                    run_cell(config(model, variant, seed, keep),
-                             name(model, variant, seed, keep), force, data=data)
+                with blocking_lock(LOCK) if lock else contextlib.nullcontext():
+                    run_cell(config(dataset, model, variant, seed, keep),
+                             name(dataset, model, variant, seed, keep), force, data=data)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -69,7 +73,7 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def report(models: list[str]) -> None:
+def report(dataset: str, models: list[str]) -> None:
     """Markdown: per model and variant, test AUC/LogLoss (mean ± std over the seeds run), the
     kept pairs, the interaction FLOPs and parameters."""
     print("| model | selection | seeds | test AUC | test LogLoss | kept pairs | value-level "
@@ -78,7 +82,8 @@ def report(models: list[str]) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for model in models:
         for variant, keep in cells(model):
-            stem = name(model, variant, 0, keep).removeprefix(f"{FOLDER}/").removesuffix("_s0")
+            stem = name(dataset, model, variant, 0, keep).removeprefix(f"{FOLDER}/")
+            stem = stem.removesuffix("_s0")
             documents = [json.loads(path.read_text()) for path in
                          sorted((RESULTS / FOLDER).glob(f"{stem}_s*.json"))]
             label = variant if variant == "off" else f"{variant} (keep {keep})"
@@ -102,15 +107,19 @@ def report(models: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="frappe", help="a CTR dataset: frappe, ml-1m, "
+                        "ml-100k")
     parser.add_argument("--models", default="deepfm,dcnv2")
+    parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     models = args.models.split(",")
     if not args.report:
-        run(models, [int(seed) for seed in args.seeds.split(",")], args.force)
-    report(models)
+        run(args.dataset, models, [int(seed) for seed in args.seeds.split(",")], args.force,
+            lock=not args.no_lock)
+    report(args.dataset, models)
 
 
 if __name__ == "__main__":
