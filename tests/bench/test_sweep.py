@@ -5,7 +5,14 @@ import torch
 import yaml
 
 from slimrec.bench import sweep
-from slimrec.bench.report import Point, load_documents, pareto_front, summarize, write_report
+from slimrec.bench.report import (
+    Point,
+    load_documents,
+    markdown,
+    pareto_front,
+    summarize,
+    write_report,
+)
 from slimrec.bench.sweep import BenchConfig, cells, run_bench
 from slimrec.cli import main
 from slimrec.errors import ConfigError, SlimRecError
@@ -96,6 +103,11 @@ def test_pareto_front_and_seed_means():
                  for seed, value in enumerate((0.1, 0.3))]
     (summary,), infeasible = summarize(documents, "recall@20")
     assert summary.value == pytest.approx(0.2) and summary.seeds == 2 and not infeasible
+    # Sample std 0.1414; 95% interval of the mean: t(0.975, 1 df) = 12.706 x 0.1414 / sqrt(2).
+    assert summary.value_std == pytest.approx(0.141421, abs=1e-6)
+    assert summary.ci95 == pytest.approx(1.27062, abs=1e-4)
+    table = markdown([summary], [summary], [], "recall@20", "t", {}, "ndcg@20")
+    assert "| 0.2000 ± 1.2706 |" in table and "95% confidence interval" in table
     with pytest.raises(ConfigError, match="metric 'auc' is not in the results"):
         summarize(documents, "auc")
     # A post-training variant labelled in "bench" is its own point, not a repeat of the method.

@@ -37,7 +37,7 @@ class Point:
     full_bytes: int
     inference_bytes: int
     value: float
-    value_std: float
+    value_std: float  # sample standard deviation over the seeds (0 for one seed)
     seeds: int
     secondary: float | None  # the task's second metric (``secondary_metric``), mean over seeds
     train_seconds: float
@@ -46,6 +46,22 @@ class Point:
     @property
     def ratio(self) -> float:
         return self.embedding_bytes / self.full_bytes
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of the 95% confidence interval of the mean over the seeds (Student's t,
+        ``seeds - 1`` degrees of freedom); 0 for one seed."""
+        return confidence_half_width(self.value_std, self.seeds)
+
+
+def confidence_half_width(std: float, count: int, level: float = 0.95) -> float:
+    """``t(level, count - 1) * std / sqrt(count)``: the half-width of the interval of a mean
+    of ``count`` values whose sample standard deviation is ``std``."""
+    if count < 2:
+        return 0.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, count - 1) * std / count ** 0.5)
 
 
 def task_of(documents: Sequence[dict[str, Any]]) -> str:
@@ -96,7 +112,8 @@ def summarize(documents: Sequence[dict[str, Any]],
         points.append(Point(
             model, method, budget, int(memory["embeddings"]), int(memory["full_fp32_embeddings"]),
             int(memory.get("inference", memory["model_total"])),
-            statistics.fmean(values), statistics.pstdev(values), len(group),
+            statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0,
+            len(group),
             statistics.fmean(others) if None not in others else None,
             statistics.fmean(document["timing"]["train_seconds"] for document in group),
             statistics.fmean(document["timing"]["epochs"] for document in group)))
@@ -134,14 +151,15 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
     lines = [f"# {title}", "",
              *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second, "ties")
                if name.split("@")[0] in definitions), "",
-             "Test split, mean over seeds. Bytes: embedding tables as trained "
+             "Test split, mean over seeds ± the half-width of its 95% confidence interval "
+             "(Student's t; one seed: the value alone). Bytes: embedding tables as trained "
              "(`memory_bytes.embeddings`); serving bytes: the saved model "
              "(`memory_bytes.inference`). * = Pareto-optimal.", "",
              f"| model | method | budget | embedding bytes | of full | serving bytes | {metric} "
              f"| {second} | seeds | epochs | train s | |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in sorted(points, key=lambda p: (p.model, p.method, -p.embedding_bytes)):
-        spread = f" ± {p.value_std:.4f}" if p.seeds > 1 else ""
+        spread = f" ± {p.ci95:.4f}" if p.seeds > 1 else ""
         other = f"{p.secondary:.4f}" if p.secondary is not None else "-"
         mark = "*" if (p.model, p.method, p.budget) in optimal else ""
         lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
@@ -217,7 +235,8 @@ def write_report(out: str | Path, documents: Sequence[dict[str, Any]], metric: s
                                                 secondary_metric(task, metric)))
     plot(points, front, paths["plot"], metric, reference_method, title)
     atomic_write_json(paths["pareto"], {"metric": metric,
-                                        "pareto_optimal": [asdict(p) for p in front]})
+                                        "pareto_optimal": [{**asdict(p), "ci95": p.ci95}
+                                                           for p in front]})
     return paths
 
 
