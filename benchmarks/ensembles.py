@@ -25,7 +25,6 @@ K's of one run, not absolute times. Results:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
@@ -39,13 +38,12 @@ from ctr_grid import LOCK, PROTOCOL
 from protocol import GOWALLA_MF, SHARED_DATA
 from slimrec.ensemble import train_ensemble
 from slimrec.eval.ctr import predict
-from slimrec.io import atomic_write_json
+from slimrec.io import atomic_write_json, file_lock
 from slimrec.models.ctr import FieldTensors
 from slimrec.serve.artifact import load_artifact
 from slimrec.serve.recommender import Recommender
 from slimrec.spine import prepare
 from slimrec.tasks import RunConfig
-from turns import blocking_lock
 
 FOLDER = "ensemble"
 LATENCY_USERS = 5_000
@@ -97,7 +95,7 @@ def run(dataset: str, model: str, method: str, budget: str, ks: list[int],
                 print(f"[skip] {cell}")
                 continue
             config = updated(base, seed=seed, out=str(RUNS / FOLDER / cell))
-            with blocking_lock(LOCK) if lock else contextlib.nullcontext():
+            with file_lock(LOCK if lock else None):
                 torch.set_num_threads(config.threads or 1)
                 document = train_ensemble(config, k, data=data, command=command())
                 document["latency_seconds_test"] = latency(config.out, data, config.task)

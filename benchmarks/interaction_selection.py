@@ -23,15 +23,14 @@ lock while it trains (unless ``--no-lock``); results go to
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 
 from common import RESULTS, ctr_config, run_cell
 from ctr_grid import LOCK, PROTOCOL
 from protocol import SHARED_DATA
+from slimrec.io import file_lock
 from slimrec.spine import prepare
-from turns import blocking_lock
 
 FOLDER = "interaction_selection"
 KEEP = {"deepfm": (0.5, 0.4), "dcnv2": (0.4,), "dlrm": (0.5,)}
@@ -62,7 +61,7 @@ def run(dataset: str, models: list[str], seeds: list[int], force: bool, lock: bo
     for seed in seeds:
         for model in models:
             for variant, keep in cells(model):
-                with blocking_lock(LOCK) if lock else contextlib.nullcontext():
+                with file_lock(LOCK if lock else None):
                     run_cell(config(dataset, model, variant, seed, keep),
                              name(dataset, model, variant, seed, keep), force, data=data)
 

@@ -23,9 +23,9 @@ from common import RESULTS, run_cell, updated
 from ctr_grid import LOCK
 from protocol import SHARED_DATA, THREADS
 from slimrec.config import parse_config
+from slimrec.io import file_lock
 from slimrec.spine import prepare
 from slimrec.tasks import MultiTaskConfig
-from turns import blocking_lock
 
 FOLDER = "multitask"
 MODELS = ("shared_bottom", "mmoe", "ple", "autoifs")
@@ -46,7 +46,7 @@ def run(seeds: list[int], epochs: int, search_epochs: int, force: bool) -> None:
     data = prepare(config(MODELS[0], seeds[0], epochs, search_epochs))
     for seed in seeds:
         for model in MODELS:
-            with blocking_lock(LOCK):
+            with file_lock(LOCK):
                 run_cell(config(model, seed, epochs, search_epochs),
                          f"{FOLDER}/{model}_s{seed}", force, data=data)
 

@@ -1,6 +1,6 @@
 """Atomic file writes: a crash or a full disk never leaves a half-written result or model.
 
-Also ``file_lock``, an exclusive inter-process lock on a file (``filelock``).
+Also ``file_lock``, an exclusive inter-process lock on a file (a blocking ``flock``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 _UMASK_LINE = re.compile(rb"^Umask:\s*([0-7]+)\s*$", re.MULTILINE)
 _UMASK_LOCK = threading.Lock()
@@ -81,9 +86,23 @@ def atomic_write_json(path: str | Path, document: Any) -> Path:
 @contextmanager
 def file_lock(path: str | Path | None) -> Iterator[None]:
     """Hold an exclusive inter-process lock on the file ``path`` (created if missing) for the
-    block, waiting as long as another process holds it; nothing when ``path`` is None."""
+    block, waiting as long as another process holds it; nothing when ``path`` is None.
+
+    On POSIX the wait is a blocking ``flock``: the kernel wakes the waiter as soon as the lock is
+    free. ``filelock`` (used where ``fcntl`` is missing, i.e. Windows) polls instead, and a
+    poller almost never wins against ``flock(1)`` waiters on the same file: it could wait for
+    hours behind a queue of shell jobs.
+    """
     if path is None:
         yield
         return
-    with FileLock(path):
-        yield
+    if fcntl is None:
+        with FileLock(path):
+            yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 
 from slimrec.data.build import interactions_from_log, interactions_from_split_logs
-from slimrec.data.readers import (
-    read_atomic_inter,
-    read_csv_log,
-    read_lightgcn_file,
-    read_movielens_ratings,
-)
+from slimrec.data.own_data import read_interactions_file
+from slimrec.data.readers import read_atomic_inter, read_lightgcn_file, read_movielens_ratings
 from slimrec.errors import DataError
 
 
@@ -96,43 +92,43 @@ def test_atomic_inter(tmp_path):
 def test_csv_missing_column(tmp_path):
     path = write(tmp_path / "x.csv", "uid,iid\n1,2\n")
     with pytest.raises(DataError, match=r"missing user column 'user'.*\['uid', 'iid'\]"):
-        read_csv_log(path)
+        read_interactions_file(path)
 
 
 def test_csv_ragged_row_names_line(tmp_path):
     path = write(tmp_path / "x.csv", "user,item\n1,2\n3,4,5\n")
     with pytest.raises(DataError, match=r"x\.csv line 3: expected 2 fields"):
-        read_csv_log(path)
+        read_interactions_file(path)
 
 
 def test_csv_empty_field_and_nan_rating(tmp_path):
     path = write(tmp_path / "x.csv", "user,item,rating\n1,2,4\n,3,4\n")
     with pytest.raises(DataError, match=r"line 3: field 'user' \(user id\) is empty"):
-        read_csv_log(path, rating_col="rating")
+        read_interactions_file(path, rating_col="rating")
     path = write(tmp_path / "y.csv", "user,item,rating\n1,2,4\n2,3,nan\n")
     with pytest.raises(DataError, match="line 3: field 'rating' has value 'nan'"):
-        read_csv_log(path, rating_col="rating")
+        read_interactions_file(path, rating_col="rating")
 
 
 def test_csv_empty_file(tmp_path):
     with pytest.raises(DataError, match="empty"):
-        read_csv_log(write(tmp_path / "x.csv", ""))
+        read_interactions_file(write(tmp_path / "x.csv", ""))
     with pytest.raises(DataError, match="no rows"):
-        read_csv_log(write(tmp_path / "y.csv", "user,item\n"))
+        read_interactions_file(write(tmp_path / "y.csv", "user,item\n"))
 
 
 def test_parquet(tmp_path):
     import polars as pl
 
     pl.DataFrame({"u": [1, 2], "i": [3, 4]}).write_parquet(tmp_path / "x.parquet")
-    log = read_csv_log(tmp_path / "x.parquet", user_col="u", item_col="i")
+    log = read_interactions_file(tmp_path / "x.parquet", user_col="u", item_col="i")
     assert log.items.tolist() == ["3", "4"]
 
 
 def test_duplicates_in_log_name_both_lines(tmp_path):
     path = write(tmp_path / "x.csv", "user,item\n1,2\n1,3\n1,2\n2,2\n")
     with pytest.raises(DataError, match=r"x.csv line 4: duplicate interaction .* line 2"):
-        interactions_from_log("x", read_csv_log(path))
+        interactions_from_log("x", read_interactions_file(path))
 
 
 def test_movielens_udata(tmp_path):
@@ -151,7 +147,8 @@ def test_movielens_bad_line(tmp_path):
 
 def test_leave_last_out_uses_timestamps(tmp_path):
     path = write(tmp_path / "x.csv", "user,item,t\n1,a,5\n1,b,9\n1,c,1\n2,a,3\n2,c,4\n")
-    data = interactions_from_log("x", read_csv_log(path, time_col="t"), "leave_last_out")
+    log = read_interactions_file(path, time_col="t")
+    data = interactions_from_log("x", log, "leave_last_out")
     items = data.item_ids
     assert items[data.test[0].indices].tolist() == ["b"]
     assert items[data.test[1].indices].tolist() == ["c"]
@@ -159,7 +156,7 @@ def test_leave_last_out_uses_timestamps(tmp_path):
 
 def test_min_rating_filters(tmp_path):
     path = write(tmp_path / "x.csv", "user,item,r\n1,a,5\n1,b,1\n1,c,4\n2,a,4\n2,b,5\n")
-    data = interactions_from_log("x", read_csv_log(path, rating_col="r"), test_fraction=0.5,
-                                 min_rating=4)
+    log = read_interactions_file(path, rating_col="r")
+    data = interactions_from_log("x", log, test_fraction=0.5, min_rating=4)
     assert data.train.nnz + data.test.nnz == 4
     assert np.isin(["a", "b", "c"], data.item_ids).all()

@@ -3,15 +3,12 @@ import math
 import pytest
 import torch
 
-from slimrec.data.splits import carve_validation
 from slimrec.embeddings import EmbeddingSpec, build_embedding
 from slimrec.embeddings.dynamic_sparse import DynamicSparseTable, DynamicSparseTableConfig
 from slimrec.embeddings.storage import SparseTable, csr_bytes
-from slimrec.models import MF
-from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.config import TrainConfig
-from slimrec.train.loop import fit
+
+from .budget_training import train_mf_within_budget
 
 BUDGET = EmbeddingSpec("dynamic_sparse", budget=0.25)
 
@@ -114,12 +111,4 @@ def test_same_seed_same_training_trajectory(regrow):
 
 
 def test_training_decreases_loss_and_stays_within_budget(tiny_data):
-    data = carve_validation(tiny_data, 0.1, seed=0)
-    model = MF(build_embedding(BUDGET, data.num_users, 16, seed=0),
-               build_embedding(BUDGET, data.num_items, 16, seed=1))
-    config = RetrievalConfig(train=TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3,
-                                               patience=2), seed=0, progress=False)
-    losses = [record["loss"] for record in fit(model, data, config).history]
-    assert losses[-1] < losses[0]
-    for table in model.tables().values():
-        assert table.memory_bytes() <= int(0.25 * table.full_fp32_bytes())
+    train_mf_within_budget(BUDGET, tiny_data)

@@ -1,15 +1,12 @@
 import pytest
 import torch
 
-from slimrec.data.splits import carve_validation
 from slimrec.embeddings import EmbeddingSpec, build_embedding
 from slimrec.embeddings.pruned import PrunedTable, PrunedTableConfig
 from slimrec.embeddings.storage import SparseTable, csr_bytes
-from slimrec.models import MF
-from slimrec.tasks import RetrievalConfig
 from slimrec.testing import check_embedding_table
-from slimrec.train.config import TrainConfig
-from slimrec.train.loop import fit
+
+from .budget_training import train_mf_within_budget
 
 BUDGET = EmbeddingSpec("pruned", {"prune_steps": 30}, budget=0.25)
 
@@ -109,14 +106,7 @@ def test_same_seed_same_table_and_different_seed_differs():
 
 
 def test_training_decreases_loss_and_ends_within_budget(tiny_data):
-    data = carve_validation(tiny_data, 0.1, seed=0)
-    model = MF(build_embedding(BUDGET, data.num_users, 16, seed=0),
-               build_embedding(BUDGET, data.num_items, 16, seed=1))
-    config = RetrievalConfig(train=TrainConfig(epochs=6, batch_size=256, lr=5e-3, eval_every=3,
-                                               patience=2), seed=0, progress=False)
-    losses = [record["loss"] for record in fit(model, data, config).history]
-    assert losses[-1] < losses[0]
+    model = train_mf_within_budget(BUDGET, tiny_data)
     for table in model.tables().values():
-        assert table.memory_bytes() <= int(0.25 * table.full_fp32_bytes())
         assert not table.training  # the loop ends in eval mode: scoring the exported table
         assert torch.equal(table.full_weight(), table.for_inference().full_weight())

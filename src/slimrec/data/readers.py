@@ -422,19 +422,6 @@ def read_atomic_inter(path: str | Path) -> InteractionLog:
     return log_from_frame(frame, path, "user_id", "item_id", rating, timestamp, lines)
 
 
-def read_csv_log(
-    path: str | Path,
-    user_col: str = "user",
-    item_col: str = "item",
-    rating_col: str | None = None,
-    time_col: str | None = None,
-    separator: str | None = None,
-) -> InteractionLog:
-    """Read a CSV/TSV/Parquet interaction table with columns chosen by name."""
-    frame, lines = read_table_lines(path, separator)
-    return log_from_frame(frame, path, user_col, item_col, rating_col, time_col, lines)
-
-
 def read_movielens_ratings(path: str | Path) -> InteractionLog:
     """Read MovieLens ``u.data`` (tab) or ``ratings.dat`` (``::``) files."""
     path = Path(path)

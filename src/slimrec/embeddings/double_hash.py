@@ -18,8 +18,8 @@ from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
-from slimrec.embeddings.sizing import fixed_choices, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 
 NUM_HASHES = 2
 
@@ -47,15 +47,8 @@ class DoubleHashTableConfig(TableConfig):
     def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
                    stats: TableStats | None, params: Mapping[str, Any]) -> DoubleHashTableConfig:
         config = fixed_choices(cls, params, free=("num_buckets",))
-        buckets = largest_fitting(
-            1, num_embeddings,
-            lambda m: config.model_copy(update={"num_buckets": m}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if buckets is None:
-            raise budget_too_small(cls.method, budget_bytes,
-                                   config.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"num_buckets": buckets})
+        return solve_size_field(config, "num_buckets", 1, num_embeddings, budget_bytes,
+                                num_embeddings, embedding_dim)
 
 
 class DoubleHashTable(EmbeddingTable):

@@ -16,9 +16,8 @@ active entries (CSR: fp32 values, narrow column indices, row pointers).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from functools import partial
-from typing import Any, Literal, Self
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +25,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.embeddings.spec import TableConfig, TableStats, register
-from slimrec.embeddings.storage import SparseTable, csr_bytes, nonzero_cap, solve_density
+from slimrec.embeddings.spec import SparseGrad, TableStats, register
+from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
 
 @register
-class DynamicSparseTableConfig(TableConfig):
+class DynamicSparseTableConfig(SparseMethodConfig):
     """A fixed number ``floor(density * n * d)`` of active entries, rewired during training."""
 
     method = "dynamic_sparse"
@@ -43,22 +42,11 @@ class DynamicSparseTableConfig(TableConfig):
     decay_steps: int = Field(5000, ge=1, description="steps after which the mask is frozen")
     regrow: Literal["gradient", "random"] = "gradient"
     init_std: float = Field(0.1, gt=0)
-    sparse_grad: bool = Field(False, description="row-sparse gradients, so the loop's lazy "
-                                                 "Adam updates only the rows of a batch")
-
-    def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
-        """Exact ``memory_bytes()``: the CSR export of exactly ``max_nonzeros`` entries."""
-        return csr_bytes(num_embeddings, embedding_dim,
-                         nonzero_cap(self.density, num_embeddings, embedding_dim))
+    sparse_grad: SparseGrad = False
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> DynamicSparseTable:
         return DynamicSparseTable(num_embeddings, embedding_dim, self, seed)
-
-    @classmethod
-    def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
-                   stats: TableStats | None, params: Mapping[str, Any]) -> Self:
-        return solve_density(cls, budget_bytes, num_embeddings, embedding_dim, params)
 
 
 class DynamicSparseTable(EmbeddingTable):

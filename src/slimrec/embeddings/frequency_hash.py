@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
-from slimrec.embeddings.sizing import fixed_choices, index_dtype, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, index_dtype, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 from slimrec.errors import ConfigError, DataError
 
 
@@ -81,15 +81,8 @@ class FrequencyHashTableConfig(TableConfig):
                    stats: TableStats | None, params: Mapping[str, Any]) -> Self:
         config = fixed_choices(cls, params, free=("num_rows",))
         # table_bytes is non-decreasing in num_rows on [1, n]: the head and the total both grow.
-        rows = largest_fitting(
-            1, num_embeddings,
-            lambda r: config.model_copy(update={"num_rows": r}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if rows is None:
-            raise budget_too_small(cls.method, budget_bytes,
-                                   config.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"num_rows": rows})
+        return solve_size_field(config, "num_rows", 1, num_embeddings, budget_bytes,
+                                num_embeddings, embedding_dim)
 
 
 class FrequencyHashTable(EmbeddingTable):

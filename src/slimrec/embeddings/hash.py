@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
-from slimrec.embeddings.sizing import fixed_choices, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 
 
 @register
@@ -42,15 +42,8 @@ class HashTableConfig(TableConfig):
                    stats: TableStats | None, params: Mapping[str, Any]) -> HashTableConfig:
         config = fixed_choices(cls, params, free=("num_buckets",))
         # More buckets than ids would only add rows no id maps to (modulo) or can be told apart by.
-        buckets = largest_fitting(
-            1, num_embeddings,
-            lambda m: config.model_copy(update={"num_buckets": m}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if buckets is None:
-            raise budget_too_small(cls.method, budget_bytes,
-                                   config.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"num_buckets": buckets})
+        return solve_size_field(config, "num_buckets", 1, num_embeddings, budget_bytes,
+                                num_embeddings, embedding_dim)
 
 
 class HashTable(EmbeddingTable):

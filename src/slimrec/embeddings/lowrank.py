@@ -17,8 +17,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.embeddings.sizing import fixed_choices, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 
 
 @register
@@ -40,15 +40,8 @@ class LowRankTableConfig(TableConfig):
                    stats: TableStats | None, params: Mapping[str, Any]) -> Self:
         config = fixed_choices(cls, params, free=("rank",))
         # A rank above min(n, d) adds bytes without adding expressiveness.
-        rank = largest_fitting(
-            1, min(num_embeddings, embedding_dim),
-            lambda r: config.model_copy(update={"rank": r}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if rank is None:
-            raise budget_too_small(cls.method, budget_bytes,
-                                   config.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"rank": rank})
+        return solve_size_field(config, "rank", 1, min(num_embeddings, embedding_dim),
+                                budget_bytes, num_embeddings, embedding_dim)
 
 
 class LowRankTable(EmbeddingTable):

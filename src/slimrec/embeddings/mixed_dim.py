@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.sizing import fixed_choices, index_dtype
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError, DataError
 
 
@@ -102,8 +102,7 @@ class MixedDimTableConfig(TableConfig):
         None, description="dimension of each bucket, most frequent first; solved from the "
                           "budget, or the power law with head dim = embedding_dim when absent")
     init_std: float = Field(0.1, gt=0)
-    sparse_grad: bool = Field(False, description="row-sparse gradients, so the loop's lazy "
-                                                 "Adam updates only the rows of a batch")
+    sparse_grad: SparseGrad = False
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> MixedDimTable:

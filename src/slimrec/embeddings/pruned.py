@@ -31,8 +31,7 @@ bytes are ``memory_bytes()``, at most ``csr_bytes(n, d, max_nonzeros)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +39,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.embeddings.spec import TableConfig, TableStats, register
-from slimrec.embeddings.storage import SparseTable, csr_bytes, nonzero_cap, solve_density
+from slimrec.embeddings.spec import SparseGrad, TableStats, register
+from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
 
 @register
-class PrunedTableConfig(TableConfig):
+class PrunedTableConfig(SparseMethodConfig):
     """PEP soft thresholding with a hard cap of ``floor(density * n * d)`` exported entries."""
 
     method = "pruned"
@@ -59,22 +58,11 @@ class PrunedTableConfig(TableConfig):
                                                      "to the budget; 0 prunes from the start")
     threshold_interval: int = Field(50, ge=1, description="steps between refreshes of tau")
     init_std: float = Field(0.1, gt=0)
-    sparse_grad: bool = Field(False, description="row-sparse gradients, so the loop's lazy "
-                                                 "Adam updates only the rows of a batch")
-
-    def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
-        """Bound on ``memory_bytes()``, reached when all ``max_nonzeros`` entries survive."""
-        return csr_bytes(num_embeddings, embedding_dim,
-                         nonzero_cap(self.density, num_embeddings, embedding_dim))
+    sparse_grad: SparseGrad = False
 
     def build(self, num_embeddings: int, embedding_dim: int, stats: TableStats | None,
               seed: int) -> PrunedTable:
         return PrunedTable(num_embeddings, embedding_dim, self, seed)
-
-    @classmethod
-    def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
-                   stats: TableStats | None, params: Mapping[str, Any]) -> Self:
-        return solve_density(cls, budget_bytes, num_embeddings, embedding_dim, params)
 
 
 _THRESHOLD_SHAPES = {"element": (True, True), "row": (True, False),

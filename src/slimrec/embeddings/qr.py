@@ -19,8 +19,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
-from slimrec.embeddings.sizing import fixed_choices, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 from slimrec.errors import ConfigError
 
 
@@ -72,17 +72,8 @@ class QRTableConfig(TableConfig):
                    stats: TableStats | None, params: Mapping[str, Any]) -> QRTableConfig:
         config = fixed_choices(cls, params, free=("num_buckets",))
         # Grow the remainder table from the balanced split (see _balanced_buckets).
-        lowest = _balanced_buckets(num_embeddings)
-        buckets = largest_fitting(
-            lowest, num_embeddings,
-            lambda m: config.model_copy(update={"num_buckets": m}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if buckets is None:
-            smallest = config.model_copy(update={"num_buckets": lowest})
-            raise budget_too_small(cls.method, budget_bytes,
-                                   smallest.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"num_buckets": buckets})
+        return solve_size_field(config, "num_buckets", _balanced_buckets(num_embeddings),
+                                num_embeddings, budget_bytes, num_embeddings, embedding_dim)
 
 
 class QRTable(EmbeddingTable):

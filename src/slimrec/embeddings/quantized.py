@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from slimrec.config import parse_config
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.sizing import fixed_choices
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError
 
 BITS = (8, 4, 2, 1)
@@ -104,8 +104,7 @@ class QuantizedTableConfig(TableConfig):
     method = "quantized"
     bits: Literal[8, 4, 2, 1] = Field(8, description="bits per entry; the budget solver sets it")
     init_std: float = Field(0.1, gt=0)
-    sparse_grad: bool = Field(False, description="row-sparse gradients, so the loop's lazy "
-                                                 "Adam updates only the rows of a batch")
+    sparse_grad: SparseGrad = False
 
     def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
         """Exact ``memory_bytes()`` of the packed table."""

@@ -1,4 +1,5 @@
-"""Helpers the budget solvers share: compact index dtypes, a monotone search, fixed choices.
+"""Helpers the budget solvers share: compact index dtypes, a monotone search, fixed choices,
+and the solver of methods with one integer size field.
 
 Each solver works on its config's analytic ``table_bytes(num_embeddings, embedding_dim)``, which
 mirrors the tensors the built table registers (tests check the two agree). A solver therefore
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import torch
 
 from slimrec.config import parse_config
-from slimrec.embeddings.spec import TableConfig
+from slimrec.embeddings.spec import TableConfig, budget_too_small
 from slimrec.errors import ConfigError
 
 C = TypeVar("C", bound=TableConfig)
@@ -63,3 +64,20 @@ def fixed_choices(config_cls: type[C], params: Mapping[str, Any], free: tuple[st
         )
     return parse_config(config_cls, {**params, **dict.fromkeys(free, 1)},
                         where=config_cls.__name__)
+
+
+def solve_size_field(config: C, field: str, low: int, high: int, budget_bytes: int,
+                     num_embeddings: int, embedding_dim: int) -> C:
+    """``config`` with ``field`` at the largest value in ``[low, high]`` whose table fits.
+
+    For methods whose ``table_bytes`` is non-decreasing in one integer field (buckets, rows,
+    rank); raises ``budget_too_small`` with the bytes at ``low`` when not even that fits.
+    """
+    def size_of(value: int) -> int:
+        return config.model_copy(update={field: value}).table_bytes(num_embeddings,
+                                                                     embedding_dim)
+
+    value = largest_fitting(low, high, size_of, budget_bytes)
+    if value is None:
+        raise budget_too_small(config.method, budget_bytes, size_of(low))
+    return config.model_copy(update={field: value})

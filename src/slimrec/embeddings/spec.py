@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from slimrec.budget import Budget, format_bytes, parse_budget
 from slimrec.config import FrozenConfig, parse_config
@@ -35,6 +36,11 @@ class TableStats:
     frequencies: np.ndarray | None = None
     interactions: sp.csr_matrix | None = None
     cache_dir: Path | None = None
+
+
+# The ``sparse_grad`` field of every method whose lookups can give row-sparse gradients.
+SparseGrad = Annotated[bool, Field(description="row-sparse gradients, so the loop's lazy "
+                                               "Adam updates only the rows of a batch")]
 
 
 class TableConfig(FrozenConfig):

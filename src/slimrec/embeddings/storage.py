@@ -1,7 +1,8 @@
 """CSR inference storage shared by the sparse methods (``pruned``, ``dynamic_sparse``).
 
-Not a method (nothing here is registered). Both methods keep at most ``nonzero_cap(density, n,
-d)`` entries, solve ``density`` with ``solve_density`` and export a ``SparseTable``.
+Not a method (nothing here is registered). Both methods' configs derive from
+``SparseMethodConfig``: they keep at most ``nonzero_cap(density, n, d)`` entries, solve
+``density`` with ``solve_density`` and export a ``SparseTable``.
 
 CSR layout of a ``SparseTable`` of ``n`` rows, ``d`` columns and ``nnz`` stored entries, index
 arrays at the narrowest signed width (``sizing.index_dtype``):
@@ -17,14 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.sizing import C, fixed_choices, index_dtype, largest_fitting
-from slimrec.embeddings.spec import budget_too_small
+from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small
 
 
 def csr_bytes(num_embeddings: int, embedding_dim: int, max_nonzeros: int,
@@ -64,6 +65,22 @@ def solve_density(config_cls: type[C], budget_bytes: int, num_embeddings: int,
     while nonzero_cap(density, num_embeddings, embedding_dim) > cap:
         density = math.nextafter(density, 0.0)
     return config.model_copy(update={"density": density})
+
+
+class SparseMethodConfig(TableConfig):
+    """Base of the sparse methods' configs. A subclass defines the field ``density``; its
+    table exports at most ``nonzero_cap(density, n, d)`` entries as a ``SparseTable``."""
+
+    def table_bytes(self, num_embeddings: int, embedding_dim: int) -> int:
+        """Bytes of the CSR export when all ``max_nonzeros`` entries are kept: exact for
+        ``dynamic_sparse`` (it always keeps that many), a bound for ``pruned``."""
+        return csr_bytes(num_embeddings, embedding_dim,
+                         nonzero_cap(self.density, num_embeddings, embedding_dim))
+
+    @classmethod
+    def for_budget(cls, budget_bytes: int, num_embeddings: int, embedding_dim: int,
+                   stats: TableStats | None, params: Mapping[str, Any]) -> Self:
+        return solve_density(cls, budget_bytes, num_embeddings, embedding_dim, params)
 
 
 class SparseTable(EmbeddingTable):

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from slimrec.embeddings.base import EmbeddingTable
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
-from slimrec.embeddings.sizing import fixed_choices, largest_fitting
-from slimrec.embeddings.spec import TableConfig, TableStats, budget_too_small, register
+from slimrec.embeddings.sizing import fixed_choices, solve_size_field
+from slimrec.embeddings.spec import TableConfig, TableStats, register
 from slimrec.errors import ConfigError
 
 
@@ -58,15 +58,8 @@ class UnifiedTableConfig(TableConfig):
                    stats: TableStats | None, params: Mapping[str, Any]) -> UnifiedTableConfig:
         config = fixed_choices(cls, params, free=("num_rows",))
         # num_embeddings * num_probes rows of width dim/num_probes is the full table's size.
-        rows = largest_fitting(
-            1, num_embeddings * config.num_probes,
-            lambda m: config.model_copy(update={"num_rows": m}).table_bytes(
-                num_embeddings, embedding_dim),
-            budget_bytes)
-        if rows is None:
-            raise budget_too_small(cls.method, budget_bytes,
-                                   config.table_bytes(num_embeddings, embedding_dim))
-        return config.model_copy(update={"num_rows": rows})
+        return solve_size_field(config, "num_rows", 1, num_embeddings * config.num_probes,
+                                budget_bytes, num_embeddings, embedding_dim)
 
 
 class UnifiedTable(EmbeddingTable):

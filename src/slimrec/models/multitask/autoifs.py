@@ -27,19 +27,15 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.config import FrozenConfig
 from slimrec.errors import ArtifactError
 from slimrec.models.base import register_model
 from slimrec.models.ctr.base import FieldEmbeddings
-from slimrec.models.multitask.base import LoRATower, MultiTaskModel
+from slimrec.models.multitask.base import LoRATower, MultiTaskModel, TowerConfig, build_linears
 
 FLOWS = ("shared->shared", "shared->specific", "specific->shared", "specific->specific")
 
 
-class AutoIFSConfig(FrozenConfig):
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])
-    tower: list[int] = Field(default_factory=lambda: [64])
-    dropout: float = Field(0.1, ge=0, lt=1)
+class AutoIFSConfig(TowerConfig):
     rank: int = Field(2, ge=1, description="rank of the LoRA adapters")
     search_epochs: int = Field(10, ge=1, description="epochs of the flow search")
     anneal_to: float = Field(100.0, ge=1, description="final inverse temperature of the gates")
@@ -57,7 +53,7 @@ class AutoIFS(MultiTaskModel):
                                 config.rank)
         self.tower = LoRATower(self.bottom.output_dim, config.tower, config.dropout, len(tasks),
                                config.rank)
-        self.outputs = nn.ModuleList(nn.Linear(self.tower.output_dim, 1) for _ in tasks)
+        self.outputs = build_linears(len(tasks), self.tower.output_dim, 1)
         self.gate_logits = nn.Parameter(torch.zeros(len(scenarios), len(tasks), len(FLOWS)))
         self.register_buffer("flow_mask", torch.ones(len(scenarios), len(tasks), len(FLOWS)),
                              persistent=False)

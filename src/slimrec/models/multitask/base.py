@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import FrozenConfig
@@ -100,6 +101,14 @@ class MultiTaskModel(RecModel):
         return model
 
 
+class TowerConfig(FrozenConfig):
+    """Widths every model here shares: its bottom MLP (or experts) and the task towers."""
+
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    tower: list[int] = Field(default_factory=lambda: [64])
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
 class Tower(nn.Module):
     """``Linear -> ReLU -> Dropout`` per width; ``output_dim`` is the last width."""
 
@@ -114,6 +123,17 @@ class Tower(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def build_towers(count: int, input_dim: int, hidden: Sequence[int],
+                 dropout: float) -> nn.ModuleList:
+    """``count`` independent ``Tower``s (experts, or one tower per task)."""
+    return nn.ModuleList(Tower(input_dim, hidden, dropout) for _ in range(count))
+
+
+def build_linears(count: int, input_dim: int, output_dim: int) -> nn.ModuleList:
+    """``count`` independent ``Linear``s (one gate or one output per task)."""
+    return nn.ModuleList(nn.Linear(input_dim, output_dim) for _ in range(count))
 
 
 class LoRALinear(nn.Module):

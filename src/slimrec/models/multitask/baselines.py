@@ -8,16 +8,19 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.config import FrozenConfig
 from slimrec.models.base import register_model
 from slimrec.models.ctr.base import FieldEmbeddings
-from slimrec.models.multitask.base import MultiTaskModel, Tower
+from slimrec.models.multitask.base import (
+    MultiTaskModel,
+    Tower,
+    TowerConfig,
+    build_linears,
+    build_towers,
+)
 
 
-class SharedBottomConfig(FrozenConfig):
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])
-    tower: list[int] = Field(default_factory=lambda: [64])
-    dropout: float = Field(0.1, ge=0, lt=1)
+class SharedBottomConfig(TowerConfig):
+    pass  # the shared widths are all a shared bottom needs
 
 
 class MMoEConfig(SharedBottomConfig):
@@ -34,8 +37,7 @@ class _TaskHeads(nn.Module):
 
     def __init__(self, input_dim: int, tasks: int, config: SharedBottomConfig) -> None:
         super().__init__()
-        self.towers = nn.ModuleList(Tower(input_dim, config.tower, config.dropout)
-                                    for _ in range(tasks))
+        self.towers = build_towers(tasks, input_dim, config.tower, config.dropout)
         self.outputs = nn.ModuleList(nn.Linear(tower.output_dim, 1) for tower in self.towers)
 
     def forward(self, inputs: list[Tensor]) -> Tensor:
@@ -73,9 +75,9 @@ class MMoE(MultiTaskModel):
     def __init__(self, embeddings: FieldEmbeddings, config: MMoEConfig, scenarios: list[str],
                  tasks: list[str]) -> None:
         super().__init__(embeddings, config, scenarios, tasks)
-        self.experts = nn.ModuleList(Tower(self.input_dim, config.hidden, config.dropout)
-                                     for _ in range(config.experts))
-        self.gates = nn.ModuleList(nn.Linear(self.input_dim, config.experts) for _ in tasks)
+        self.experts = build_towers(config.experts, self.input_dim, config.hidden,
+                                    config.dropout)
+        self.gates = build_linears(len(tasks), self.input_dim, config.experts)
         self.heads = _TaskHeads(self.experts[0].output_dim, len(tasks), config)
 
     def head(self, flat: Tensor, scenarios: Tensor) -> Tensor:
@@ -93,15 +95,13 @@ class PLE(MultiTaskModel):
     def __init__(self, embeddings: FieldEmbeddings, config: PLEConfig, scenarios: list[str],
                  tasks: list[str]) -> None:
         super().__init__(embeddings, config, scenarios, tasks)
-
-        def experts(count: int) -> nn.ModuleList:
-            return nn.ModuleList(Tower(self.input_dim, config.hidden, config.dropout)
-                                 for _ in range(count))
-
-        self.shared = experts(config.shared_experts)
-        self.specific = nn.ModuleList(experts(config.task_experts) for _ in tasks)
+        self.shared = build_towers(config.shared_experts, self.input_dim, config.hidden,
+                                   config.dropout)
+        self.specific = nn.ModuleList(
+            build_towers(config.task_experts, self.input_dim, config.hidden, config.dropout)
+            for _ in tasks)
         mixed = config.shared_experts + config.task_experts
-        self.gates = nn.ModuleList(nn.Linear(self.input_dim, mixed) for _ in tasks)
+        self.gates = build_linears(len(tasks), self.input_dim, mixed)
         self.heads = _TaskHeads(self.shared[0].output_dim, len(tasks), config)
 
     def head(self, flat: Tensor, scenarios: Tensor) -> Tensor:
