@@ -166,38 +166,47 @@ def load_interactions_file(
     _check_policy(duplicates)
     path = Path(path)
     if path.is_dir():
-        return _load_folder(path, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                            time_col=time_col, separator=separator, duplicates=duplicates,
-                            min_rating=min_rating, test_fraction=test_fraction, seed=seed,
-                            split=split, name=name)
+        split_files = _lightgcn_split_files(path)
+        if split_files is not None:
+            return _load_lightgcn_folder(path, split_files, name=name, min_rating=min_rating,
+                                         split=split)
+        name, path = name or path.name, _single_inter_file(path)
     log = read_interactions_file(path, user_col=user_col, item_col=item_col,
                                  rating_col=rating_col, time_col=time_col, separator=separator)
     return interactions_from_log(name or _dataset_name(path), log, split or "holdout",
                                  test_fraction, seed, min_rating, duplicates)
 
 
-def _load_folder(folder: Path, *, name: str | None, **options: Any) -> Interactions:
+def _lightgcn_split_files(folder: Path) -> tuple[Path, Path] | None:
+    """``train.txt`` and ``test.txt`` (plain or ``.gz``) when the folder holds both."""
     def find(filename: str) -> Path | None:
         return next((p for p in (folder / filename, folder / f"{filename}.gz") if p.is_file()),
                     None)
 
     train, test = find("train.txt"), find("test.txt")
-    if train is not None and test is not None:
-        if options["min_rating"] is not None:
-            raise ConfigError(f"min_rating needs ratings; the LightGCN files in {folder} have "
-                              "none.")
-        if options["split"] is not None:
-            raise ConfigError(f"{folder} holds a given train/test split (train.txt, test.txt); "
-                              "split cannot be chosen.")
-        return interactions_from_split_logs(
-            name or folder.name, read_lightgcn_file(train, require_items=True),
-            read_lightgcn_file(test, require_items=False))
+    return None if train is None or test is None else (train, test)
+
+
+def _load_lightgcn_folder(folder: Path, split_files: tuple[Path, Path], *, name: str | None,
+                          min_rating: float | None, split: SplitName | None) -> Interactions:
+    if min_rating is not None:
+        raise ConfigError(f"min_rating needs ratings; the LightGCN files in {folder} have none.")
+    if split is not None:
+        raise ConfigError(f"{folder} holds a given train/test split (train.txt, test.txt); "
+                          "split cannot be chosen.")
+    train, test = split_files
+    return interactions_from_split_logs(
+        name or folder.name, read_lightgcn_file(train, require_items=True),
+        read_lightgcn_file(test, require_items=False))
+
+
+def _single_inter_file(folder: Path) -> Path:
     inter = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.name.removesuffix(".gz").endswith(".inter"))
     if len(inter) != 1:
         raise DataError(f"{folder}: expected train.txt and test.txt (LightGCN split) or exactly "
                         f"one .inter file; found {[p.name for p in inter] or 'neither'}.")
-    return load_interactions_file(inter[0], name=name or folder.name, **options)
+    return inter[0]
 
 
 # ---------------------------------------------------------------- in-memory tables
