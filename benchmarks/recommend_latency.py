@@ -7,7 +7,9 @@ Measures, after loading the artifact once (timed too):
 - single user: ``recommend([u], k=20)`` for each of ``--requests`` random known users;
 - batches: ``recommend(users, k=20)`` for ``--batches`` random batches of 1,000 users;
 and reports p50/p99 per call and per user, with the artifact's size on disk against its
-``memory_bytes()``. Writes ``benchmarks/results/recommend_latency_<dataset>_<model>.json``.
+``memory_bytes()`` and the process RSS once loaded. ``--item-scoring fp32`` scores MF items from
+a dense fp32 copy instead of the stored table (the default, ``stored``). Writes
+``benchmarks/results/recommend_latency_<dataset>_<model>_<method>[_fp32].json``.
 Latency does not depend on how well the model was trained, only on its tables and sizes.
 """
 
@@ -24,6 +26,7 @@ from common import RESULTS
 from slimrec.budget import format_bytes
 from slimrec.env import environment
 from slimrec.io import atomic_write_json
+from slimrec.serve.metrics import current_rss_bytes
 from slimrec.serve.recommender import Recommender
 
 
@@ -40,12 +43,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="calls of 1,000 users")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--item-scoring", choices=["stored", "fp32"], default="stored")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    recommender = Recommender.load(args.model)
+    recommender = Recommender.load(args.model, item_scoring=args.item_scoring)
     load_seconds = time.perf_counter() - start
+    loaded_rss = current_rss_bytes()
     rng = np.random.default_rng(args.seed)
     users = recommender.user_ids
 
@@ -67,7 +72,9 @@ def main() -> None:
     footprint = recommender.footprint()
     run = manifest["run_config"]
     document = {
-        "command": "python benchmarks/recommend_latency.py --model " + args.model,
+        "command": f"python benchmarks/recommend_latency.py --model {args.model} "
+                   f"--item-scoring {args.item_scoring}",
+        "item_scoring": args.item_scoring, "rss_after_load_bytes": loaded_rss,
         "model_folder": args.model, "dataset": run["dataset"], "model": run["model"],
         "embedding": run["embedding"], "budget": run["budget"], "dim": run["dim"],
         "num_users": len(users), "num_items": recommender.num_items, "k": 20,
@@ -81,11 +88,13 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "environment": environment(),
     }
-    name = f"recommend_latency_{run['dataset']}_{run['model']}_{run['embedding']}.json"
+    suffix = "_fp32" if args.item_scoring == "fp32" else ""
+    name = f"recommend_latency_{run['dataset']}_{run['model']}_{run['embedding']}{suffix}.json"
     atomic_write_json(RESULTS / name, document)
     print(f"{run['dataset']} {run['model']} ({run['embedding']}, dim {run['dim']}): "
           f"{len(users):,} users x {recommender.num_items:,} items, k=20, seen excluded, "
-          f"{args.threads} threads; load {load_seconds:.2f}s")
+          f"{args.threads} threads, items scored {args.item_scoring}; load {load_seconds:.2f}s, "
+          f"RSS {format_bytes(loaded_rss)}")
     one, many = document["single_user"], document["batch_1000"]
     print(f"  single user:        p50 {one['p50_ms']:.2f} ms  p99 {one['p99_ms']:.2f} ms")
     print(f"  batch of 1,000:     p50 {many['p50_ms']:.1f} ms  p99 {many['p99_ms']:.1f} ms "
