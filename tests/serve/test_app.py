@@ -233,10 +233,11 @@ def test_micro_batcher_scores_concurrent_calls_together(recommender):
     async def main():
         batcher = MicroBatcher(ThreadPoolExecutor(1), max_size=100, max_delay=0.05,
                                on_batch=sizes.append)
-        answers = await asyncio.gather(*(batcher.submit(recommender, queries, "none")
+        answers = await asyncio.gather(*(batcher.submit(recommender.answer, queries, "model")
                                          for queries in calls))
-        bad = asyncio.gather(batcher.submit(recommender, [Query(user="1")], "none"),
-                             batcher.submit(recommender, [Query(history=("ghost",))], "none"),
+        bad = asyncio.gather(batcher.submit(recommender.answer, [Query(user="1")], "model"),
+                             batcher.submit(recommender.answer, [Query(history=("ghost",))],
+                                            "model"),
                              return_exceptions=True)
         mixed = await bad
         await batcher.close()
@@ -249,6 +250,37 @@ def test_micro_batcher_scores_concurrent_calls_together(recommender):
     # A bad call fails alone; its batch-mate still gets its answer.
     same_answers(mixed[0], recommender.answer([Query(user="1")]))
     assert "none of its 1 item id(s) is known" in str(mixed[1])
+
+
+def test_micro_batcher_scores_concurrent_predict_rows_together(ctr_run, ctr_fields):
+    """Concurrent /predict calls: one forward pass for all their rows; a call with a missing
+    field fails alone, with its own row number."""
+    predictor = Predictor.load(ctr_run)
+    rows = ctr_fields.rows("test")[:6]
+    payload = [{field.name: str(field.vocabulary[ctr_fields.ids[row, column]])
+                for column, field in enumerate(ctr_fields.single_fields)} | {"tags": []}
+               for row in rows]
+    expected = predictor.predict(payload)
+    sizes = []
+
+    async def main():
+        batcher = MicroBatcher(ThreadPoolExecutor(1), max_size=100, max_delay=0.05,
+                               on_batch=sizes.append)
+        calls = [payload[:1], payload[1:4], payload[4:]]
+        good = await asyncio.gather(*(batcher.submit(predictor.predict, rows, "ctr")
+                                      for rows in calls))
+        broken = {key: value for key, value in payload[0].items() if key != "city"}
+        mixed = await asyncio.gather(batcher.submit(predictor.predict, payload[:2], "ctr"),
+                                     batcher.submit(predictor.predict, [payload[0], broken],
+                                                    "ctr"), return_exceptions=True)
+        await batcher.close()
+        return good, mixed
+
+    good, mixed = asyncio.run(main())
+    assert sizes[0] == 6  # one forward pass for the three calls' six rows
+    assert np.allclose(np.concatenate(good), expected, atol=1e-6)
+    assert np.allclose(mixed[0], expected[:2], atol=1e-6)
+    assert "row 1: missing field(s) city" in str(mixed[1])
 
 
 def test_openapi_page_lists_the_endpoints(mf):

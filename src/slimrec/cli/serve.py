@@ -18,17 +18,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="worker processes, each with its own copy of the model (default "
                         "1); with N > 1 send SIGHUP to the parent to reload them one by one")
     parser.add_argument("--max-batch-delay", dest="max_batch_delay_ms", type=float, default=2.0,
-                        metavar="MS", help="longest wait for concurrent /recommend calls to "
-                        "score together (default 2 ms)")
+                        metavar="MS", help="longest wait for concurrent /recommend or /predict "
+                        "calls to score together (default 2 ms)")
     parser.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=256,
-                        metavar="N", help="most users scored by one matrix product (default "
+                        metavar="N", help="most users (or CTR rows) scored together (default "
                         "256)")
     parser.add_argument("--item-scoring", dest="item_scoring", choices=["stored", "fp32"],
                         default="stored", help="MF runs: score items from the table as stored "
                         "(int8/int4 rows, factors; default: least memory) or from an fp32 copy "
                         "made at load (faster per call, num_items x dim x 4 bytes more)")
     parser.add_argument("--no-batching", dest="batching", action="store_false",
-                        help="score each /recommend call on its own")
+                        help="score each call on its own")
     parser.add_argument("--fallback", choices=["none", "popular"], default="none",
                         help="unknown users: a 404 naming them (default) or the most popular "
                         "items, flagged as such")

@@ -21,14 +21,15 @@ range, an empty list, a missing CTR field), 404 for unknown users (their ids lis
 fallback is ``popular``, 413 for an oversized request, 503 before a model is loaded, 500 with
 no detail for a bug (the traceback goes to the server log only).
 
-Scoring runs on one thread beside the event loop: concurrent ``/recommend`` calls are gathered
-into micro-batches (``slimrec.serve.batching``) unless batching is off.
+Scoring runs on one thread beside the event loop: concurrent ``/recommend`` and ``/predict``
+calls are gathered into micro-batches (``slimrec.serve.batching``) unless batching is off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -69,10 +70,12 @@ ENDPOINTS = ("/recommend", "/predict", "/health/live", "/health/ready", "/model"
 class ServeSettings(FrozenConfig):
     """Settings of the service (``slimrec serve`` flags)."""
 
-    max_batch_size: int = Field(256, ge=1, description="most queries scored by one product")
+    max_batch_size: int = Field(256, ge=1, description="most queries (or CTR rows) scored "
+                                "together")
     max_batch_delay_ms: float = Field(2.0, ge=0, description="longest wait for more calls "
                                       "before scoring a batch")
-    batching: bool = Field(True, description="gather concurrent /recommend calls")
+    batching: bool = Field(True, description="gather concurrent /recommend and /predict "
+                           "calls")
     fallback: Literal["none", "popular"] = Field("none", description="unknown users: 404, or "
                                                  "the most popular items")
     reload_token: str | None = Field(None, description="token /admin/reload requires")
@@ -433,7 +436,9 @@ def _add_recommend(app: FastAPI, service: Service) -> None:
         else:
             queries = [Query(history=tuple(request.history), **filters)]
         if settings.batching:
-            answers = await service.batcher.submit(recommender, queries, settings.fallback)
+            answers = await service.batcher.submit(
+                functools.partial(recommender.answer, fallback=settings.fallback), queries,
+                key=(id(recommender), settings.fallback))
         else:
             answers = await service.score(recommender.answer, queries, settings.fallback)
         return JSONResponse({"model_version": model.version,
@@ -475,7 +480,11 @@ def _add_predict(app: FastAPI, service: Service) -> None:
         if len(request.rows) > service.settings.max_users:
             raise ServeError(413, f"{len(request.rows):,} rows in one request; the limit is "
                              f"{service.settings.max_users:,} (--max-users).")
-        probabilities = await service.score(model.predictor.predict, request.rows)
+        if service.settings.batching:
+            probabilities = await service.batcher.submit(model.predictor.predict, request.rows,
+                                                         key=id(model.predictor))
+        else:
+            probabilities = await service.score(model.predictor.predict, request.rows)
         return JSONResponse({"model_version": model.version,
                              "probabilities": probabilities.tolist()})
 
