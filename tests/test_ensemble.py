@@ -96,6 +96,9 @@ def test_retrieval_ensemble_fuses_standardised_scores(tiny_data, tmp_path: Path)
     parts = [m.scorer()(users, None) for m in model.members]
     expected = sum((p - p.mean(1, keepdim=True)) / p.std(1, keepdim=True) for p in parts) / 2
     assert torch.allclose(fused, expected, atol=1e-5)
+    buffer = torch.full_like(expected, float("nan"))  # the evaluator's reused buffer
+    assert model.scorer()(users, buffer) is buffer
+    assert torch.allclose(buffer, expected, atol=1e-5)
 
 
 def test_cli(tmp_path: Path, capsys) -> None:

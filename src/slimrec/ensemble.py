@@ -78,16 +78,19 @@ class EnsembleModel(RecModel):
             return scorers[0]
 
         def fused(users: Tensor, out: Tensor | None = None) -> Tensor:
-            total = None
-            for score in scorers:
+            # In place: one (B, num_items) buffer per member at most, one pass for std and mean.
+            total = out
+            for index, score in enumerate(scorers):
                 scores = score(users, None)
-                scores = (scores - scores.mean(1, keepdim=True)) / scores.std(
-                    1, keepdim=True).clamp_min(1e-12)
-                total = scores if total is None else total + scores
-            total = total / len(scorers)
-            if out is None:
-                return total
-            return out.copy_(total)
+                std, mean = torch.std_mean(scores, dim=1, keepdim=True)
+                scores.sub_(mean).div_(std.clamp_min_(1e-12))
+                if total is None:
+                    total = scores
+                elif index == 0:
+                    total.copy_(scores)
+                else:
+                    total.add_(scores)
+            return total.div_(len(scorers))
 
         return fused
 
