@@ -16,4 +16,5 @@ def test_gowalla_at_resolution_200(shared_data):
     assert 0.12 < rows < 0.20  # scikit-network's Louvain (the reference code) gives about 16%
     assert stats["barber_modularity"] > 0.08
     assert stats["mixed_clusters"] > 0.9 * stats["clusters"]
-    assert stats["seconds"] < 10
+    # Its time is a benchmark figure (benchmarks/clustering_gowalla.py), not a test: a loaded
+    # machine must not fail the suite.
