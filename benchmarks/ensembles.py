@@ -105,6 +105,25 @@ def run(dataset: str, model: str, method: str, budget: str, ks: list[int],
                   f"bytes={document['memory_bytes']['embeddings']:,}", flush=True)
 
 
+def remeasure(dataset: str, model: str, method: str, budget: str) -> None:
+    """Measure the latency of every finished cell of ``dataset`` again, one after another in
+    this process (same machine, threads and load for all): the figures to compare K by."""
+    base = base_config(dataset, model, method, budget)
+    data = prepare(base)
+    torch.set_num_threads(base.threads or 1)
+    for path in sorted((RESULTS / FOLDER).glob(f"{dataset}_*.json")):
+        document = json.loads(path.read_text())
+        folder = RUNS / FOLDER / path.stem
+        if not folder.is_dir():
+            print(f"[missing run folder] {folder}")
+            continue
+        document["latency_seconds_test"] = latency(str(folder), data, document["task"])
+        document["latency_note"] = ("re-measured with --remeasure: every cell of the dataset in "
+                                    "one process, one after another")
+        atomic_write_json(path, document)
+        print(f"[latency] {path.stem}: {document['latency_seconds_test']:.3f} s", flush=True)
+
+
 def _stat(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -145,9 +164,13 @@ def main() -> None:
     parser.add_argument("--no-lock", action="store_true", help="do not take the shared "
                         "benchmark lock (accuracy runs beside another job; latency is then "
                         "measured under contention)")
+    parser.add_argument("--remeasure", action="store_true", help="measure the latency of the "
+                        "dataset's finished cells again, side by side in one process")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
-    if not args.report:
+    if args.remeasure:
+        remeasure(args.dataset, args.model, args.method, args.budget)
+    elif not args.report:
         run(args.dataset, args.model, args.method, args.budget,
             [int(k) for k in args.ks.split(",")], [int(s) for s in args.seeds.split(",")],
             lock=not args.no_lock)
