@@ -62,6 +62,12 @@ class Artifact:
         return self.manifest["task"]
 
 
+def run_seed(manifest: dict[str, Any]) -> int:
+    """The seed of the run that saved ``manifest`` (0 when it has no run config): serving breaks
+    score ties with the same seeded item order as the run's evaluation."""
+    return int(manifest.get("run_config", {}).get("seed", 0))
+
+
 def table_entry(table: EmbeddingTable) -> dict[str, Any]:
     served = table.for_inference()
     return {"class": type(served).__name__, "method": served.config.method,

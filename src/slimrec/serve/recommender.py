@@ -40,7 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,7 +55,7 @@ from slimrec.eval.ranking import _mask_seen as mask_seen
 from slimrec.eval.ranking import neutral_top, tie_order
 from slimrec.models.base import RetrievalModel
 from slimrec.models.mf import MF
-from slimrec.serve.artifact import MANIFEST_FILE, Artifact, load_artifact
+from slimrec.serve.artifact import MANIFEST_FILE, Artifact, load_artifact, run_seed
 from slimrec.tasks.retrieval import SEEN_FILE, seen_matrix
 
 Fallback = Literal["none", "popular"]
@@ -136,6 +136,17 @@ def keep_only(row: Tensor, items: np.ndarray) -> None:
     row[torch.from_numpy(items)] = kept
 
 
+def item_indices(index: Mapping[str, int], items: Sequence[str], strict: bool) -> np.ndarray:
+    """``index[item]`` of each external item id; unknown ids are skipped, or with ``strict`` a
+    ``ConfigError`` naming them (``strict`` is for ``include_items``)."""
+    found = [index.get(item, -1) for item in items]
+    if strict and -1 in found:
+        unknown = [item for item, position in zip(items, found, strict=True) if position < 0]
+        raise ConfigError(f"include_items: {len(unknown)} item id(s) unknown to this model: "
+                          f"{_preview(unknown)}.")
+    return np.array([position for position in found if position >= 0], dtype=np.int64)
+
+
 def _preview(ids: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(repr(value) for value in ids[:limit])
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
@@ -162,8 +173,7 @@ class Recommender:
         self._score = model.scorer(stored=item_scoring == "stored")
         # Equal scores (ids sharing a row) are ordered as in evaluation: by a seeded random
         # order of the items, never by id (low ids are often the popular items).
-        self._tie_rank = tie_order(len(item_ids), int(manifest.get("run_config", {})
-                                                      .get("seed", 0)))
+        self._tie_rank = tie_order(len(item_ids), run_seed(manifest))
         self._popular: tuple[np.ndarray, np.ndarray] | None = None
         self._item_index: dict[str, int] | None = None  # built on first use
         self._fold_in_matrix: Tensor | None = None
@@ -303,18 +313,11 @@ class Recommender:
         return results
 
     def _item_indices(self, items: Sequence[str], strict: bool) -> np.ndarray:
-        """Internal indices of external item ids; unknown ids are skipped, or with ``strict``
-        a ``ConfigError`` naming them."""
         if not items:
             return np.zeros(0, dtype=np.int64)
         if self._item_index is None:
             self._item_index = {item: index for index, item in enumerate(self.item_ids.tolist())}
-        found = [self._item_index.get(item, -1) for item in items]
-        if strict and -1 in found:
-            unknown = [item for item, index in zip(items, found, strict=True) if index < 0]
-            raise ConfigError(f"include_items: {len(unknown)} item id(s) unknown to this model: "
-                              f"{_preview(unknown)}.")
-        return np.array([index for index in found if index >= 0], dtype=np.int64)
+        return item_indices(self._item_index, items, strict)
 
     # ------------------------------------------------------------------ new users (fold-in)
     @property

@@ -21,8 +21,8 @@ from slimrec.data.sequences import pad_windows
 from slimrec.errors import ConfigError, DataError
 from slimrec.eval.ranking import neutral_top, tie_order
 from slimrec.models.sequential.sasrec import SASRec
-from slimrec.serve.artifact import Artifact, load_artifact
-from slimrec.serve.recommender import Recommendation, keep_only, mask_items
+from slimrec.serve.artifact import Artifact, load_artifact, run_seed
+from slimrec.serve.recommender import Recommendation, item_indices, keep_only, mask_items
 
 
 class SequentialRecommender:
@@ -40,22 +40,16 @@ class SequentialRecommender:
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> SequentialRecommender:
-        return cls(artifact.model, artifact.vocab["items"],
-                   int(artifact.manifest.get("run_config", {}).get("seed", 0)))
+        return cls(artifact.model, artifact.vocab["items"], run_seed(artifact.manifest))
 
     @property
     def num_items(self) -> int:
         return len(self.item_ids)
 
     def columns(self, items: Sequence[str], strict: bool) -> np.ndarray:
-        """Score columns of external item ids; unknown ids are skipped, or with ``strict`` a
-        ``ConfigError`` naming them."""
-        unknown = [item for item in items if str(item) not in self._index]
-        if strict and unknown:
-            raise ConfigError(f"include_items: {len(unknown)} item id(s) unknown to this "
-                              f"model: {', '.join(map(repr, unknown[:10]))}.")
-        return np.array([self._index[str(item)] for item in items if str(item) in self._index],
-                        dtype=np.int64)
+        """Score columns of external item ids (``item_indices``: unknown ids skipped, or a
+        ``ConfigError`` naming them with ``strict``)."""
+        return item_indices(self._index, [str(item) for item in items], strict)
 
     def encode(self, history: Sequence[str]) -> np.ndarray:
         """Internal ids of a history; an empty history or an unknown item fails by name."""
