@@ -418,9 +418,7 @@ def _add_recommend(app: FastAPI, service: Service) -> None:
             return await _recommend_next(service, model, request)
         _require(model, "retrieval", "/recommend")
         recommender = model.recommender
-        if request.k > recommender.num_items:
-            raise ServeError(422, f"k must be at most the number of items, "
-                             f"{recommender.num_items:,}; got {request.k}.")
+        _check_k(request.k, recommender.num_items)
         filters = {"k": request.k, "exclude_items": tuple(request.exclude_items),
                    "include_items": tuple(request.include_items or ())}
         if request.users is not None:
@@ -453,14 +451,17 @@ async def _recommend_next(service: Service, model: LoadedModel,
     if request.history is None:
         raise ServeError(422, "a sequential model recommends from a history: send \"history\" "
                          "(item ids, oldest first), not user ids.")
-    if request.k > recommender.num_items:
-        raise ServeError(422, f"k must be at most the number of items, "
-                         f"{recommender.num_items:,}; got {request.k}.")
+    _check_k(request.k, recommender.num_items)
     answers = await service.score(recommender.recommend_many, [request.history], request.k,
                                   request.exclude_seen, request.exclude_items,
                                   request.include_items or ())
     return JSONResponse({"model_version": model.version,
                          "results": [_result(answer) for answer in answers]})
+
+
+def _check_k(k: int, num_items: int) -> None:
+    if k > num_items:
+        raise ServeError(422, f"k must be at most the number of items, {num_items:,}; got {k}.")
 
 
 def _result(answer: Recommendation) -> dict[str, Any]:
