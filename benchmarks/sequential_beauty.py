@@ -1,18 +1,24 @@
-"""SASRec on Amazon Beauty (S3-Rec sequences), full ranking, leave-one-out; full and compressed
-item tables.
+"""SASRec on the S3-Rec Amazon sequences (Beauty, Sports, Toys), full ranking, leave-one-out;
+full and compressed item tables.
 
-Protocol (fixed before looking at test): max_len 50, dim 64, 2 blocks, 1 head, dropout 0.5
-(SASRec's setting for the sparse Amazon data), learned positions, sampled softmax with 256
-uniform negatives (the eSASRec benchmark's "SASRec+SS", whose 0.0921 / 0.0531 is the target),
-Adam lr 1e-3, batch 128, at most ``--epochs`` epochs with validation NDCG@10 every 2 epochs and
-patience 5 (early stopping and the best epoch on validation only). Each cell also records the
-test metrics of the ``uni100`` protocol under ``metrics_uni100``.
+Two protocols, both fixed before looking at test; every cell early-stops and keeps its best
+epoch on validation NDCG@10 only (checked every 2 epochs, patience 5, at most ``--epochs``):
 
+- ``slimrec`` (the default): max_len 50, dim 64, 2 blocks, 1 head, dropout 0.5 (SASRec's
+  setting for the sparse Amazon data), learned positions, sampled softmax with 256 uniform
+  negatives, Adam lr 1e-3, batch 128.
+- ``esasrec``: the configuration of the eSASRec benchmark's "SASRec+SS" row
+  (``blondered/transformer_benchmark``, ``configs/paper/loo/s3_vanilla.yaml``), whose Beauty
+  0.0921 / 0.0531 is issue 13's target: dim 256, 1 block, 1 head, dropout 0.2, max_len 50,
+  sampled softmax with 256 negatives; lr 1e-3 and batch 128 as the slimrec protocol.
+
+Each cell also records the test metrics of the ``uni100`` protocol under ``metrics_uni100``.
 Cells: ``full`` (no budget) and ``<method>@<budget>`` for compressed item tables. Results go to
-``benchmarks/results/sequential_beauty/<cell>.json``; a cell whose file exists is skipped.
-One torch thread, under the shared lock::
+``benchmarks/results/sequential_<dataset>/[<protocol>_]<cell>.json`` (no prefix for the
+slimrec protocol); a cell whose file exists is skipped. One torch thread, under the shared lock::
 
     .venv/bin/python benchmarks/sequential_beauty.py --cells full,graph_popularity@10%
+    .venv/bin/python benchmarks/sequential_beauty.py --protocol esasrec --dataset toys --cells full
 """
 
 from __future__ import annotations
@@ -28,31 +34,43 @@ from slimrec.serve.artifact import load_artifact
 from slimrec.spine import load_config, run
 from slimrec.tasks import get_task
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sequential_beauty"
+RESULTS = Path(__file__).resolve().parent / "results"
 LOCK = "/tmp/slimrec-bench.lock"
-PROTOCOL = {"task": "sequential", "dataset": "beauty", "model": "sasrec", "dim": 64,
-            "max_len": 50, "loss": "sampled_softmax", "num_negatives": 256, "seed": 0,
-            "threads": 1, "progress": False,
-            "model_params": {"num_layers": 2, "num_heads": 1, "dropout": 0.5},
-            "train": {"lr": 1e-3, "batch_size": 128, "eval_every": 2, "patience": 5}}
+SLIMREC = {"task": "sequential", "model": "sasrec", "dim": 64,
+           "max_len": 50, "loss": "sampled_softmax", "num_negatives": 256, "seed": 0,
+           "threads": 1, "progress": False,
+           "model_params": {"num_layers": 2, "num_heads": 1, "dropout": 0.5},
+           "train": {"lr": 1e-3, "batch_size": 128, "eval_every": 2, "patience": 5}}
+PROTOCOLS = {"slimrec": SLIMREC,
+             "esasrec": {**SLIMREC, "dim": 256,
+                         "model_params": {"num_layers": 1, "num_heads": 1, "dropout": 0.2}}}
 
 
-def cell_settings(cell: str, epochs: int, data_dir: str) -> dict:
-    settings = {**PROTOCOL, "data_dir": data_dir,
-                "train": {**PROTOCOL["train"], "epochs": epochs}}
+def cell_settings(protocol: str, dataset: str, cell: str, epochs: int, data_dir: str) -> dict:
+    base = PROTOCOLS[protocol]
+    settings = {**base, "dataset": dataset, "data_dir": data_dir,
+                "train": {**base["train"], "epochs": epochs}}
     if cell != "full":
         method, budget = cell.split("@")
         settings.update(embedding=method, budget=budget)
     return settings
 
 
-def run_cell(cell: str, epochs: int, data_dir: str, data=None, lock: str | None = LOCK) -> dict:
-    path = RESULTS / f"{cell.replace('@', '_').replace('%', 'pct')}.json"
+def result_path(protocol: str, dataset: str, cell: str) -> Path:
+    prefix = "" if protocol == "slimrec" else f"{protocol}_"
+    name = f"{prefix}{cell.replace('@', '_').replace('%', 'pct')}"
+    return RESULTS / f"sequential_{dataset}" / f"{name}.json"
+
+
+def run_cell(protocol: str, dataset: str, cell: str, epochs: int, data_dir: str, data=None,
+             lock: str | None = LOCK) -> dict:
+    path = result_path(protocol, dataset, cell)
     if path.is_file():
         print(f"[skip] {cell}: {path} exists")
         return json.loads(path.read_text())
-    out = RUNS / "sequential_beauty" / path.stem
-    config = load_config(overrides={**cell_settings(cell, epochs, data_dir), "out": str(out)})
+    out = RUNS / f"sequential_{dataset}" / path.stem
+    settings = cell_settings(protocol, dataset, cell, epochs, data_dir)
+    config = load_config(overrides={**settings, "out": str(out)})
     with file_lock(lock):
         document = run(config, data=data, command=command())
         task = get_task("sequential")
@@ -61,6 +79,7 @@ def run_cell(cell: str, epochs: int, data_dir: str, data=None, lock: str | None 
         document["metrics_uni100"] = {"test": task.evaluate(model, data or task.load(config),
                                                             "test", sampled).metrics}
     document["peak_rss_bytes"] = peak_rss_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, document)
     test = document["metrics"]["test"]
     print(f"[done] {cell}: recall@10={test['recall@10']:.4f} ndcg@10={test['ndcg@10']:.4f} "
@@ -74,17 +93,19 @@ def run_cell(cell: str, epochs: int, data_dir: str, data=None, lock: str | None 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", default="full,graph_popularity@10%,graph_popularity@5%")
+    parser.add_argument("--dataset", default="beauty", choices=("beauty", "sports", "toys"))
+    parser.add_argument("--protocol", default="slimrec", choices=sorted(PROTOCOLS))
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--no-lock", action="store_true", help="do not take the shared lock "
                         "(accuracy is unaffected; timings become upper bounds)")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2]
                                                   / "shared" / "data"))
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     data = get_task("sequential").load(load_config(overrides=cell_settings(
-        "full", args.epochs, args.data_dir)))
+        args.protocol, args.dataset, "full", args.epochs, args.data_dir)))
     for cell in args.cells.split(","):
-        run_cell(cell, args.epochs, args.data_dir, data, lock=None if args.no_lock else LOCK)
+        run_cell(args.protocol, args.dataset, cell, args.epochs, args.data_dir, data,
+                 lock=None if args.no_lock else LOCK)
 
 
 if __name__ == "__main__":
