@@ -39,6 +39,8 @@ def test_budget_is_split_in_k_equal_shares_and_checked(clicks, tmp_path: Path) -
     assert total == int(0.5 * full)
     assert [c.budget.num_bytes for c in configs] == [total // 4] * 4
     assert [c.seed for c in configs] == [0, 1, 2, 3]
+    seed_one, _, _ = build_members(_ctr(tmp_path, seed=1), clicks, 4, ["deepfm"])
+    assert [c.seed for c in seed_one] == [4, 5, 6, 7]  # no member shared with seed 0
     assert [m.name for m in models] == ["deepfm", "dcnv2", "dlrm", "deepfm"]
     assert all(m.embedding_bytes() <= total // 4 for m in models)
     assert sum(m.embedding_bytes() for m in models) <= total

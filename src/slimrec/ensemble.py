@@ -2,7 +2,8 @@
 
 ``train_ensemble(config, k, members)`` splits the run's embedding budget into K equal shares
 (``budget / K`` bytes each, as an absolute size), builds and trains each member with the one
-``fit`` (a member ``i`` uses seed ``seed + i``; ``members`` names one architecture, repeated, or
+``fit`` (member ``i`` of K uses seed ``seed * K + i``, so runs with different seeds share no
+member; ``members`` names one architecture, repeated, or
 K of them), checks that the members' embedding bytes sum to at most the budget, and writes ONE
 run (results.json with an ``ensemble`` block, config.yaml, one artifact) through ``finish``.
 
@@ -143,10 +144,13 @@ def member_names(config: RunConfig, k: int, members: Sequence[str] | None) -> li
     return names
 
 
-def member_config(config: RunConfig, name: str, index: int, budget: str | None,
+def member_config(config: RunConfig, name: str, index: int, k: int, budget: str | None,
                   out: Path) -> RunConfig:
+    """Member ``index`` of ``k``: seed ``seed * k + index``, so the members of two ensemble
+    runs with different seeds never repeat one another (a one-member ensemble keeps the seed).
+    The data stay those of the run's own seed: every member trains on one split."""
     values = deep_merge(config.model_dump(mode="json"), {
-        "model": name, "seed": config.seed + index, "budget": budget, "out": str(out)})
+        "model": name, "seed": config.seed * k + index, "budget": budget, "out": str(out)})
     if name != config.model:  # another architecture: its own default settings
         values["model_params"] = {}
     return parse_config(type(config), values, where=f"ensemble member {index}")
@@ -159,7 +163,7 @@ def _smallest_member_bytes(config: RunConfig, data: Any, upper: int) -> int | No
 
     def fits(size: int) -> bool:
         try:
-            task.build(member_config(config, config.model, 0, f"{size}B", Path(config.out)),
+            task.build(member_config(config, config.model, 0, 1, f"{size}B", Path(config.out)),
                        data)
         except BudgetError:
             return False
@@ -210,7 +214,7 @@ def build_members(config: RunConfig, data: Any, k: int, members: Sequence[str] |
         raise _too_small(config, data, k, total, share)
     task, configs, models = get_task(config.task), [], []
     for index, name in enumerate(names):
-        member = member_config(config, name, index, budget,
+        member = member_config(config, name, index, k, budget,
                                Path(config.out) / "members" / str(index))
         try:
             models.append(task.build(member, data))
