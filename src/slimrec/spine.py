@@ -131,7 +131,7 @@ def finish(config: RunConfig, model: RecModel, data: Any, result: TrainResult,
         **({"evaluation": evaluation} if evaluation else {}),
         "timing": {"preprocess_seconds": preprocess_seconds,
                    "train_seconds": result.train_seconds, "epochs": result.epochs_run,
-                   "best_epoch": result.best_epoch,
+                   "best_epoch": result.best_epoch, "epoch_cap": config.train.epochs,
                    # A run compressed without fine-tuning trains no epoch.
                    "epoch_seconds_median": (float(np.median(result.epoch_seconds))
                                             if result.epoch_seconds else 0.0),

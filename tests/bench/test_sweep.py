@@ -116,6 +116,27 @@ def test_pareto_front_and_seed_means():
     assert [p.method for p in points] == ["hash", "hash-finetune"]
 
 
+def test_report_flags_capped_runs_shows_ties_and_the_share_of_the_reference():
+    def document(method, seed, value, best, tied):
+        return {"model": "mf", "seed": seed, "metrics": {"test": {"recall@20": value}},
+                "embedding": {"method": method, "budget": None if method == "full" else "0.1"},
+                "memory_bytes": {"embeddings": 10, "full_fp32_embeddings": 100,
+                                 "model_total": 10},
+                "timing": {"train_seconds": 1.0, "epochs": 20, "best_epoch": best,
+                           "epoch_cap": 20},
+                "evaluation": {"test": {"users": 200, "users_tied_at_cutoff": {"20": tied}}}}
+
+    documents = [document("full", 0, 0.20, 15, 0), document("full", 1, 0.20, 10, 0),
+                 document("graph", 0, 0.10, 20, 50), document("graph", 1, 0.14, 5, 30)]
+    full, graph = summarize(documents, "recall@20")[0]
+    assert (full.best_epoch, full.capped, full.tied_share) == (12.5, 0, 0.0)
+    # One seed of graph kept the cap's last epoch: it was still improving when stopped.
+    assert (graph.best_epoch, graph.capped, graph.tied_share) == (12.5, 1, 0.2)
+    table = markdown([full, graph], [], [], "recall@20", "t", {}, "ndcg@20")
+    assert "| 0.2000 ± 0.0000 | 100% |" in table and "| 20 (12) | 0.0% |" in table
+    assert "| 60% |" in table and "| 20 (12) ↑ | 20.0% |" in table
+
+
 def test_absolute_budget_is_a_total_over_both_tables(tmp_path, capsys):
     """A size is a total over the user and item tables, resolved the same by a bench cell,
     `slimrec train` and `slimrec fit` (the sweep no longer converts it per table)."""

@@ -42,6 +42,9 @@ class Point:
     secondary: float | None  # the task's second metric (``secondary_metric``), mean over seeds
     train_seconds: float
     epochs: float
+    best_epoch: float | None = None  # mean over the seeds of the epoch kept (None: unrecorded)
+    capped: int = 0  # seeds whose best epoch is the epoch cap: stopped while still improving
+    tied_share: float | None = None  # mean share of test users with a score tie at the cutoff
 
     @property
     def ratio(self) -> float:
@@ -116,8 +119,33 @@ def summarize(documents: Sequence[dict[str, Any]],
             len(group),
             statistics.fmean(others) if None not in others else None,
             statistics.fmean(document["timing"]["train_seconds"] for document in group),
-            statistics.fmean(document["timing"]["epochs"] for document in group)))
+            statistics.fmean(document["timing"]["epochs"] for document in group),
+            _mean_or_none([document["timing"].get("best_epoch") for document in group]),
+            sum(_stopped_by_cap(document) for document in group),
+            _mean_or_none([_tied_share(document, metric) for document in group])))
     return points, infeasible
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    return None if not values or None in values else statistics.fmean(values)
+
+
+def _stopped_by_cap(document: dict[str, Any]) -> bool:
+    """Whether the kept epoch is the last one the cap allowed (``timing.epoch_cap``, recorded
+    since issue 12): validation was still improving when training stopped."""
+    timing = document["timing"]
+    cap = timing.get("epoch_cap")
+    return cap is not None and cap > 0 and timing.get("best_epoch") == cap
+
+
+def _tied_share(document: dict[str, Any], metric: str) -> float | None:
+    """Share of the evaluated test users whose K-th and (K+1)-th scores tie (K of ``metric``)."""
+    details = document.get("evaluation", {}).get("test", {})
+    tied, users = details.get("users_tied_at_cutoff"), details.get("users")
+    if not tied or not users or "@" not in metric:
+        return None
+    count = tied.get(metric.split("@")[1])
+    return None if count is None else count / users
 
 
 def _metric(document: dict[str, Any], metric: str) -> float:
@@ -143,29 +171,51 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return front
 
 
+def _epochs_text(point: Point) -> str:
+    best = "" if point.best_epoch is None else f" ({point.best_epoch:.0f})"
+    return f"{point.epochs:.0f}{best}{' ↑' * bool(point.capped)}"
+
+
+def _reference_values(points: Sequence[Point], reference_method: str) -> dict[str, float]:
+    """Per model, the reference method's best metric (the denominator of "of ref.")."""
+    values: dict[str, float] = {}
+    for p in points:
+        if p.method == reference_method:
+            values[p.model] = max(values.get(p.model, float("-inf")), p.value)
+    return values
+
+
 def markdown(points: Sequence[Point], front: Sequence[Point],
              infeasible: Sequence[dict[str, Any]], metric: str, title: str,
-             definitions: dict[str, str], second: str) -> str:
+             definitions: dict[str, str], second: str, reference_method: str = "full") -> str:
     """The report: the results table, the Pareto-optimal set, the cells that did not fit."""
     optimal = {(p.model, p.method, p.budget) for p in front}
+    reference = _reference_values(points, reference_method)
     lines = [f"# {title}", "",
              *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second, "ties")
                if name.split("@")[0] in definitions), "",
              "Test split, mean over seeds ± the half-width of its 95% confidence interval "
              "(Student's t; one seed: the value alone). Bytes: embedding tables as trained "
              "(`memory_bytes.embeddings`); serving bytes: the saved model "
-             "(`memory_bytes.inference`). * = Pareto-optimal.", "",
+             "(`memory_bytes.inference`). of ref.: the metric as a share of the "
+             f"`{reference_method}` cell of the same model. Epochs: run (kept, mean over seeds); "
+             "↑ = in some seed the kept epoch is the epoch cap, so validation was still "
+             "improving when the cap stopped it. Tied users: share of test users whose K-th and "
+             "(K+1)-th scores are equal (ties broken neutrally). * = Pareto-optimal.", "",
              f"| model | method | budget | embedding bytes | of full | serving bytes | {metric} "
-             f"| {second} | seeds | epochs | train s | |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"| of ref. | {second} | seeds | epochs (kept) | tied users | train s | |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in sorted(points, key=lambda p: (p.model, p.method, -p.embedding_bytes)):
         spread = f" ± {p.ci95:.4f}" if p.seeds > 1 else ""
         other = f"{p.secondary:.4f}" if p.secondary is not None else "-"
+        of_reference = (f"{p.value / reference[p.model]:.0%}" if reference.get(p.model)
+                        else "-")
+        tied = f"{p.tied_share:.1%}" if p.tied_share is not None else "-"
         mark = "*" if (p.model, p.method, p.budget) in optimal else ""
         lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
                      f"| {p.ratio:.1%} | {format_bytes(p.inference_bytes)} "
-                     f"| {p.value:.4f}{spread} | {other} | {p.seeds} | {p.epochs:.0f} "
-                     f"| {p.train_seconds:.0f} | {mark} |")
+                     f"| {p.value:.4f}{spread} | {of_reference} | {other} | {p.seeds} "
+                     f"| {_epochs_text(p)} | {tied} | {p.train_seconds:.0f} | {mark} |")
     lines += ["", "## Pareto-optimal set", ""]
     for p in front:
         lines.append(f"- {p.model}: {p.method} @ {p.budget} — {format_bytes(p.embedding_bytes)}, "
@@ -232,7 +282,8 @@ def write_report(out: str | Path, documents: Sequence[dict[str, Any]], metric: s
     paths = {"report": out / REPORT_FILE, "plot": out / PLOT_FILE, "pareto": out / PARETO_FILE}
     atomic_write_text(paths["report"], markdown(points, front, infeasible, metric, title,
                                                 get_task(task).definitions,
-                                                secondary_metric(task, metric)))
+                                                secondary_metric(task, metric),
+                                                reference_method))
     plot(points, front, paths["plot"], metric, reference_method, title)
     atomic_write_json(paths["pareto"], {"metric": metric,
                                         "pareto_optimal": [{**asdict(p), "ci95": p.ci95}
