@@ -61,6 +61,44 @@ def test_qat_gradients_reach_weights_steps_and_offsets():
         assert getattr(table, name).grad.abs().sum() > 0, name
 
 
+def _autograd_reference(table: QuantizedTable, ids: torch.Tensor) -> torch.Tensor:
+    """The QAT formula written op by op with a straight-through rounding (what the fused lookup
+    replaced), so autograd derives its gradients."""
+    def fp16(values):
+        return values + (values.half().float() - values).detach()
+
+    step = fp16(torch.nn.functional.embedding(ids, table.log_step).exp().clamp_min(
+        torch.finfo(torch.float16).tiny))
+    offset = fp16(torch.nn.functional.embedding(ids, table.offset))
+    scaled = torch.clamp((torch.nn.functional.embedding(ids, table.weight) - offset) / step,
+                         0, table.levels)
+    return (scaled + (torch.round(scaled) - scaled).detach()) * step + offset
+
+
+@pytest.mark.parametrize("bits", [8, 2, 1])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fused_qat_lookup_matches_autograd_of_the_formula(bits, sparse):
+    table = QuantizedTable(25, 6, QuantizedTableConfig(bits=bits, sparse_grad=sparse), seed=1)
+    with torch.no_grad():  # steps too small for the range clamp many entries at both ends
+        table.log_step.add_(torch.rand(25, 1) * 2 - 1.5)
+        table.offset.add_(torch.randn(25, 1) * 0.05)
+    ids = torch.tensor([[3, 3, 0], [24, 7, 3]])
+    weights = torch.randn(2, 3, 6, dtype=torch.float64).float()
+    gradients, sparse_grads = [], []
+    for lookup in (table.lookup, lambda i: _autograd_reference(table, i)):
+        table.zero_grad(set_to_none=True)
+        out = lookup(ids)
+        (out * weights).sum().backward()
+        sparse_grads.append(table.weight.grad.is_sparse)
+        gradients.append((out.detach(), *(getattr(table, name).grad.to_dense()
+                                          for name in ("weight", "log_step", "offset"))))
+    (fused, *fused_grads), (reference, *reference_grads) = gradients
+    assert torch.equal(fused, reference)
+    for got, want in zip(fused_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert sparse_grads[0] == sparse  # the reference's F.embedding gives dense gradients
+
+
 @pytest.mark.parametrize("bits", [8, 4, 2, 1])
 def test_qat_forward_is_exactly_the_packed_table(bits):
     table = QuantizedTable(30, 9, QuantizedTableConfig(bits=bits), seed=0)
