@@ -107,7 +107,7 @@ def test_pareto_front_and_seed_means():
     assert summary.value_std == pytest.approx(0.141421, abs=1e-6)
     assert summary.ci95 == pytest.approx(1.27062, abs=1e-4)
     table = markdown([summary], [summary], [], "recall@20", "t", {}, "ndcg@20")
-    assert "| 0.2000 ± 1.2706 |" in table and "95% confidence interval" in table
+    assert "| 0.2000 ± 1.2706 | 0.1414 |" in table and "95% confidence interval" in table
     with pytest.raises(ConfigError, match="metric 'auc' is not in the results"):
         summarize(documents, "auc")
     # A post-training variant labelled in "bench" is its own point, not a repeat of the method.
@@ -133,7 +133,7 @@ def test_report_flags_capped_runs_shows_ties_and_the_share_of_the_reference():
     # One seed of graph kept the cap's last epoch: it was still improving when stopped.
     assert (graph.best_epoch, graph.capped, graph.tied_share) == (12.5, 1, 0.2)
     table = markdown([full, graph], [], [], "recall@20", "t", {}, "ndcg@20")
-    assert "| 0.2000 ± 0.0000 | 100% |" in table and "| 20 (12) | 0.0% |" in table
+    assert "| 0.2000 ± 0.0000 | 0.0000 | 100% |" in table and "| 20 (12) | 0.0% |" in table
     assert "| 60% |" in table and "| 20 (12) ↑ | 20.0% |" in table
 
 

@@ -195,7 +195,8 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
              *(f"- {name}: {definitions[name.split('@')[0]]}" for name in (metric, second, "ties")
                if name.split("@")[0] in definitions), "",
              "Test split, mean over seeds ± the half-width of its 95% confidence interval "
-             "(Student's t; one seed: the value alone). Bytes: embedding tables as trained "
+             "(Student's t; one seed: the value alone); sd: the seeds' sample standard "
+             "deviation. Bytes: embedding tables as trained "
              "(`memory_bytes.embeddings`); serving bytes: the saved model "
              "(`memory_bytes.inference`). of ref.: the metric as a share of the "
              f"`{reference_method}` cell of the same model. Epochs: run (kept, mean over seeds); "
@@ -203,10 +204,10 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
              "improving when the cap stopped it. Tied users: share of test users whose K-th and "
              "(K+1)-th scores are equal (ties broken neutrally). * = Pareto-optimal.", "",
              f"| model | method | budget | embedding bytes | of full | serving bytes | {metric} "
-             f"| of ref. | {second} | seeds | epochs (kept) | tied users | train s | |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"| sd | of ref. | {second} | seeds | epochs (kept) | tied users | train s | |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in sorted(points, key=lambda p: (p.model, p.method, -p.embedding_bytes)):
-        spread = f" ± {p.ci95:.4f}" if p.seeds > 1 else ""
+        spread, sd = (f" ± {p.ci95:.4f}", f"{p.value_std:.4f}") if p.seeds > 1 else ("", "-")
         other = f"{p.secondary:.4f}" if p.secondary is not None else "-"
         of_reference = (f"{p.value / reference[p.model]:.0%}" if reference.get(p.model)
                         else "-")
@@ -214,7 +215,7 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
         mark = "*" if (p.model, p.method, p.budget) in optimal else ""
         lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
                      f"| {p.ratio:.1%} | {format_bytes(p.inference_bytes)} "
-                     f"| {p.value:.4f}{spread} | {of_reference} | {other} | {p.seeds} "
+                     f"| {p.value:.4f}{spread} | {sd} | {of_reference} | {other} | {p.seeds} "
                      f"| {_epochs_text(p)} | {tied} | {p.train_seconds:.0f} | {mark} |")
     lines += ["", "## Pareto-optimal set", ""]
     for p in front:
