@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench-gowalla bench-ml100k clean
 
@@ -14,10 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,serve]"
 	touch $(STAMP)
 
+# The tests also cover `slimrec bench --executor ray` (a local Ray instance), so they install
+# the optional ray extra too; the demo does not need it.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,serve,ray]"
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/slimrec demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
