@@ -5,8 +5,9 @@ with BlossomRec's backbone (hidden 128, 2 layers, 8 query heads sharing 2 KV hea
 full cross-entropy over 2,000 items, dropout 0) trains on one synthetic long sequence
 (``make_synthetic_sequences``, Markov walks) per step; dense attention builds the explicit
 ``L x L`` scores (as SASRec/RecBole do), BlossomRec the gather path. ``--source ml-1m`` trains
-on the histories of MovieLens-1M's longest users instead (3,706 items; its longest history is
-2,314, so lengths up to 2,000), each cut to its last ``L + 1`` items. The cell records the
+on the histories of MovieLens-1M's longest users instead (3,706 items; only one history is
+longer than 2,000 items and the fourth longest has 1,593, so lengths up to 1,500 with the default
+3 steps), each cut to its last ``L + 1`` items. The cell records the
 median of ``--steps`` timed steps (forward, loss, backward, Adam) after one warm-up step, and
 ``peak_memory_bytes``: the peak RSS of the process minus its RSS just before the first
 full-length step (the model, optimizer state, data and the kernels' code, loaded by a 64-item
@@ -19,7 +20,7 @@ One torch thread; run it under the shared lock::
 
     flock /tmp/slimrec-bench.lock .venv/bin/python benchmarks/sequential_attention_cost.py
     flock /tmp/slimrec-bench.lock .venv/bin/python benchmarks/sequential_attention_cost.py \
-        --source ml-1m --lengths 500,1000,2000 --parts step
+        --source ml-1m --lengths 500,1000,1500
 """
 
 from __future__ import annotations
@@ -125,8 +126,7 @@ def measure(attention: str, length: int, steps: int, histories: str, source: str
             "command": " ".join(["python", *sys.argv])}
 
 
-def measure_attention(attention: str, length: int, steps: int, histories: str,
-                      source: str) -> dict:
+def measure_attention(attention: str, length: int, steps: int) -> dict:
     """The attention module alone (one layer, forward and backward, batch 1): its own peak
     memory and time, without the embedding, feed-forward and loss every variant shares."""
     import torch
@@ -210,10 +210,11 @@ def main() -> None:
     if args.prepare:  # the child process that writes the histories of one length
         long_histories(args.source, int(args.lengths), args.steps + 1, Path(args.histories))
         return
-    if args.one:  # the child process of one measurement
-        measure_one = measure if args.one == "step" else measure_attention
-        print(json.dumps(measure_one(args.attentions, int(args.lengths), args.steps,
-                                     args.histories, args.source)))
+    if args.one:  # the child process of one measurement (the attention alone needs no data)
+        length = int(args.lengths)
+        print(json.dumps(measure(args.attentions, length, args.steps, args.histories, args.source)
+                         if args.one == "step"
+                         else measure_attention(args.attentions, length, args.steps)))
         return
     from slimrec.io import atomic_write_json
 

@@ -64,12 +64,8 @@ def test_qat_gradients_reach_weights_steps_and_offsets():
 def _autograd_reference(table: QuantizedTable, ids: torch.Tensor) -> torch.Tensor:
     """The QAT formula written op by op with a straight-through rounding (what the fused lookup
     replaced), so autograd derives its gradients."""
-    def fp16(values):
-        return values + (values.half().float() - values).detach()
-
-    step = fp16(torch.nn.functional.embedding(ids, table.log_step).exp().clamp_min(
-        torch.finfo(torch.float16).tiny))
-    offset = fp16(torch.nn.functional.embedding(ids, table.offset))
+    step, offset = table._stored(torch.nn.functional.embedding(ids, table.log_step),
+                                 torch.nn.functional.embedding(ids, table.offset))
     scaled = torch.clamp((torch.nn.functional.embedding(ids, table.weight) - offset) / step,
                          0, table.levels)
     return (scaled + (torch.round(scaled) - scaled).detach()) * step + offset
