@@ -34,8 +34,9 @@ DATA = Path(os.environ.get("SLIMREC_SCALE_DIR", "/tmp/slimrec-scale"))
 LOCK = "/tmp/slimrec-bench.lock"
 STAGES = ("generate", "ingest", "cluster", "epoch")
 # method[@budget] (default 1%): quantized cannot go below ~5% (1 bit per value plus its
-# per-row scales), so it is also run at 6%, the nearest budget it meets.
-METHODS = ("graph_popularity", "quantized", "hash", "quantized@6%")
+# per-row scales), so it is also run at 6%, the nearest budget it meets; ``full`` is the
+# uncompressed fp32 table (row-sparse gradients, lazy Adam).
+METHODS = ("graph_popularity", "quantized", "hash", "quantized@6%", "full")
 SAMPLE_USERS = 10_000
 
 
@@ -151,11 +152,15 @@ def stage_epoch(label: str, spec: str) -> None:
     from slimrec.train.loop import fit
 
     method, _, budget = spec.partition("@")
-    budget = budget or "1%"
-    name = f"epoch_{label}_{method}" + ("" if budget == "1%" else f"_{budget.rstrip('%')}pct")
+    budget = None if method == "full" else budget or "1%"
+    name = f"epoch_{label}_{method}" + ("" if budget in ("1%", None)
+                                        else f"_{budget.rstrip('%')}pct")
     data, _ = load(label)
+    # The full fp32 table trains with row-sparse gradients and lazy Adam: a dense Adam step
+    # would read and write all 11M x 64 rows and both moments (~11 GB) for 4,096 pairs.
+    params = {"sparse_grad": True} if method == "full" else {}
     config = RetrievalConfig(dataset=f"synth-{label}", dim=64, embedding=method, budget=budget,
-                             threads=1, seed=0, progress=False,
+                             embedding_params=params, threads=1, seed=0, progress=False,
                              train={"epochs": 1, "batch_size": 4096, "lr": 1e-3,
                                     "l2": 0.0})
     apply_threads(config)
@@ -189,7 +194,7 @@ def stage_epoch(label: str, spec: str) -> None:
         # What the uncompressed table would need to train: fp32 rows + Adam's two moments.
         full_table_training_bytes=3 * full,
         metrics={"test_sampled": evaluation.metrics}, sampled_test_users=users,
-        eval_seconds=evaluation.seconds, embedding={"method": method, "budget": "1%",
+        eval_seconds=evaluation.seconds, embedding={"method": method, "budget": budget,
                                                     "tables": model.table_report()})
     write(name, document)
 
@@ -224,7 +229,7 @@ def plot() -> None:
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     series: dict[str, list[tuple[int, float, float]]] = {}
     for d in documents:
-        key = d["stage"] if d["stage"] != "epoch" else f"epoch {d['method']} {d['budget']}"
+        key = d["stage"] if d["stage"] != "epoch" else f"epoch {d['method']} {d['budget'] or ''}"
         series.setdefault(key, []).append((d["interactions"], d["seconds"],
                                            d["peak_rss_bytes"] / 2**30))
     for key, points in sorted(series.items()):
@@ -267,7 +272,7 @@ def table() -> None:
             figures = "infeasible: " + d["error"].split(": ", 1)[1].split(". Raise")[0]
         else:
             memory = d["memory_bytes"]
-            figures = (f"{d['budget']}: {memory['embeddings'] / 2**20:.2f} MiB of "
+            figures = (f"{d['budget'] or 'full'}: {memory['embeddings'] / 2**20:.2f} MiB of "
                        f"{memory['full_fp32_embeddings'] / 2**20:.0f} MiB; "
                        f"{d['steps_per_second']:.1f} steps/s; build {d['build_seconds']:.1f}s; "
                        f"R@20 {d['metrics']['test_sampled']['recall@20']:.4f} (10k users)")

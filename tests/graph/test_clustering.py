@@ -13,6 +13,7 @@ from slimrec.graph import (
     barber_modularity,
     cluster_bipartite,
     cluster_statistics,
+    clustering,
     edge_coverage,
     modularity,
 )
@@ -46,6 +47,17 @@ def test_same_seed_same_clusters(graph, algorithm, objective):
     second = BipartiteGraph(graph.matrix).cluster(8.0, algorithm, objective, seed=5)
     assert np.array_equal(first.labels, second.labels)
     assert first.num_clusters > 6
+
+
+@pytest.mark.parametrize(("algorithm", "objective"), COMBINATIONS)
+def test_edges_added_in_chunks_build_the_same_graph(graph, monkeypatch, algorithm, objective):
+    """Large graphs reach igraph in chunks of edges (bounded memory): same graph, same clusters."""
+    expected = graph.cluster(8.0, algorithm, objective, seed=5)
+    monkeypatch.setattr(clustering, "EDGE_CHUNK", 7)
+    fresh = BipartiteGraph(graph.matrix)
+    assert fresh.igraph(directed=False).get_edgelist() == graph.igraph(False).get_edgelist()
+    assert np.array_equal(fresh.cluster(8.0, algorithm, objective, seed=5).labels,
+                          expected.labels)
 
 
 def test_global_random_state_is_left_alone(graph):

@@ -80,6 +80,11 @@ def unpack_codes(packed: Tensor, bits: int, embedding_dim: int) -> Tensor:
     return codes.reshape(*packed.shape[:-1], -1)[..., :embedding_dim]
 
 
+def _stored_step(step: Tensor) -> Tensor:
+    """``step`` as the packed table stores it: at least ``_MIN_STEP``, rounded to float16."""
+    return step.clamp_min(_MIN_STEP).half().float()
+
+
 def _to_fp16_grid(values: Tensor) -> Tensor:
     """``values`` rounded to float16 and back, with the gradient of the identity."""
     return values + (values.half().float() - values).detach()
@@ -111,7 +116,7 @@ class _FakeQuantizedLookup(torch.autograd.Function):
                 levels: int, sparse: bool) -> Tensor:
         flat = ids.reshape(-1)
         raw_step = log_step.index_select(0, flat).exp()
-        step = raw_step.clamp_min(_MIN_STEP).half().float()
+        step = _stored_step(raw_step)
         low = offset.index_select(0, flat).half().float()
         scaled = (weight.index_select(0, flat) - low) / step
         codes = torch.round(scaled).clamp_(0, levels)
@@ -181,8 +186,7 @@ class QuantizedTableConfig(TableConfig):
                 rows = rows.float()
                 _check_fp16_range(rows)
                 low = rows.min(dim=1, keepdim=True).values.half().float()
-                step = ((rows.max(dim=1, keepdim=True).values - low) / levels)
-                step = step.clamp_min(_MIN_STEP).half().float()
+                step = _stored_step((rows.max(dim=1, keepdim=True).values - low) / levels)
                 codes.append(pack_codes(quantize(rows, step, low, levels), config.bits))
                 scales.append(step.squeeze(1).half())
                 offsets.append(low.squeeze(1).half())
