@@ -11,7 +11,8 @@ Sizes keep the issue's ratio 10M users x 1M items x 100M interactions: ``K`` int
     python benchmarks/scale.py --sizes 1M --stages epoch --methods hash
     python benchmarks/scale.py --plot                          # the log-log plot from the JSONs
 
-The epoch stage trains one epoch of MF-BPR (dim 64, batch 4096, lr 1e-3) at a 1% budget with
+The epoch stage trains one epoch of MF-BPR (dim 64, batch 4096, lr 1e-3) at a 1% budget (``full``
+and ``quantized`` with row-sparse gradients and lazy Adam: they hold one fp32 row per id) with
 the run's validation split left out of training-time checks, then evaluates Recall@20 and
 NDCG@20 on a seeded sample of 10,000 test users: ``numpy.random.default_rng(0).choice`` over the
 users with at least one test item, without replacement, sorted; every sampled user is ranked
@@ -37,6 +38,7 @@ STAGES = ("generate", "ingest", "cluster", "epoch")
 # per-row scales), so it is also run at 6%, the nearest budget it meets; ``full`` is the
 # uncompressed fp32 table (row-sparse gradients, lazy Adam).
 METHODS = ("graph_popularity", "quantized", "hash", "quantized@6%", "full")
+SPARSE_GRAD_METHODS = ("full", "quantized")
 SAMPLE_USERS = 10_000
 
 
@@ -156,9 +158,10 @@ def stage_epoch(label: str, spec: str) -> None:
     name = f"epoch_{label}_{method}" + ("" if budget in ("1%", None)
                                         else f"_{budget.rstrip('%')}pct")
     data, _ = load(label)
-    # The full fp32 table trains with row-sparse gradients and lazy Adam: a dense Adam step
-    # would read and write all 11M x 64 rows and both moments (~11 GB) for 4,096 pairs.
-    params = {"sparse_grad": True} if method == "full" else {}
+    # Tables with one fp32 row per id (the full table; quantized's QAT shadow weights) train
+    # with row-sparse gradients and lazy Adam: a dense Adam step would read and write all
+    # 11M x 64 rows and both moments (~11 GB at 100M) for 4,096 pairs.
+    params = {"sparse_grad": True} if method in SPARSE_GRAD_METHODS else {}
     config = RetrievalConfig(dataset=f"synth-{label}", dim=64, embedding=method, budget=budget,
                              embedding_params=params, threads=1, seed=0, progress=False,
                              train={"epochs": 1, "batch_size": 4096, "lr": 1e-3,

@@ -189,3 +189,34 @@ def test_a_budget_error_says_which_tables_the_method_could_not_serve() -> None:
 def test_no_requests_is_an_error() -> None:
     with pytest.raises(ConfigError, match="at least one table"):
         allocate(EmbeddingSpec("hash", budget=0.1), {}, DIM)
+
+
+def test_the_search_keeps_one_build_per_table_alive(monkeypatch) -> None:
+    """Trials that are not the plan are dropped as the search goes: a method whose table holds
+    one fp32 row per id (quantized's QAT weights) would otherwise hold one per trial."""
+    import gc
+    import importlib
+    import weakref
+
+    allocate_module = importlib.import_module("slimrec.embeddings.allocate")
+    alive: list[weakref.ref] = []
+    most = 0
+
+    def counting_build(spec, num_embeddings, *args, **kwargs):
+        nonlocal most
+        # The user table needs 40% of its fp32 bytes: it settles after the smaller tables
+        # fitted their first shares, so they are tried again at smaller ones.
+        if num_embeddings == 400 and spec.budget.num_bytes < 0.4 * fp32(400):
+            raise BudgetError("user needs 40%")
+        table = build_embedding(spec, num_embeddings, *args, **kwargs)
+        gc.collect()
+        alive.append(weakref.ref(table))
+        most = max(most, sum(ref() is not None for ref in alive))
+        return table
+
+    monkeypatch.setattr(allocate_module, "build_embedding", counting_build)
+    allocation = allocate(EmbeddingSpec("hash", budget=0.3), SEVERAL, DIM)
+    assert len(alive) > len(SEVERAL)  # the search built more tables than it kept
+    assert most <= len(SEVERAL)
+    assert allocation.memory_bytes() <= allocation.budget_bytes
+    assert allocation.tables["user"].memory_bytes() >= 0.4 * fp32(400)

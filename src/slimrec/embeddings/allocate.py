@@ -141,13 +141,29 @@ def allocate(spec: EmbeddingSpec, requests: Mapping[str, TableRequest],
         planned = {name: None if name in keep else attempt(name, spec) for name in requests}
     else:
         budget_bytes = spec.budget.resolve(sum(full.values()))
-        built: dict[tuple[str, int], EmbeddingTable | None] = {}
+        fitted: dict[tuple[str, int], bool] = {}
+        # Only each table's latest fitting build is kept: the plan ends on it (a table's last
+        # trial that fits is its share), and a table holding one fp32 row per id (quantized's
+        # QAT weights: 2.6 GB at 10M ids) must not pile up once per trial.
+        latest: dict[str, tuple[int, EmbeddingTable]] = {}
+
+        def sized(name: str, share: int) -> EmbeddingSpec:
+            return EmbeddingSpec(spec.method, spec.params, Budget(num_bytes=share))
 
         def fits(name: str, share: int) -> bool:
-            if share >= 1 and (name, share) not in built:
-                built[name, share] = attempt(
-                    name, EmbeddingSpec(spec.method, spec.params, Budget(num_bytes=share)))
-            return built.get((name, share)) is not None
+            if share >= 1 and (name, share) not in fitted:
+                latest.pop(name, None)
+                table = attempt(name, sized(name, share))
+                fitted[name, share] = table is not None
+                if table is not None:
+                    latest[name] = (share, table)
+            return fitted.get((name, share), False)
+
+        def planned_table(name: str, share: int | None) -> EmbeddingTable | None:
+            if share is None:
+                return None
+            kept_share, table = latest.get(name, (None, None))
+            return table if kept_share == share else build(name, sized(name, share))
 
         try:
             plan = split_budget(budget_bytes, full, fits, spec.method, keep)
@@ -160,8 +176,7 @@ def allocate(spec: EmbeddingSpec, requests: Mapping[str, TableRequest],
             names = ", ".join(unservable)
             raise BudgetError(f"{error} Method {spec.method!r} cannot serve tables {names}, "
                               f"kept full: {next(iter(unservable.values()))}") from None
-        planned = {name: None if share is None else built[name, share]
-                   for name, share in plan.items()}
+        planned = {name: planned_table(name, share) for name, share in plan.items()}
     if serves_none():
         # The method serves no table at all: a bad parameter, not a table it cannot serve.
         raise ConfigError(next(iter(unservable.values())))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
 from slimrec.embeddings.spec import SparseGrad, TableStats, register
 from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
@@ -63,7 +63,7 @@ class DynamicSparseTable(EmbeddingTable):
         self.seed = seed
         self.max_nonzeros = nonzero_cap(config.density, num_embeddings, embedding_dim)
         generator = torch.Generator().manual_seed(seed)
-        weight = torch.randn(num_embeddings, embedding_dim, generator=generator) * config.init_std
+        weight = gaussian_rows(num_embeddings, embedding_dim, config.init_std, generator)
         total = num_embeddings * embedding_dim
         active = torch.randperm(total, generator=generator)[: self.max_nonzeros]
         mask = torch.zeros(total, dtype=torch.bool)

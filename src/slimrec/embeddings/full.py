@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
 from slimrec.embeddings.spec import (
     TableConfig,
     TableStats,
@@ -49,7 +49,7 @@ class FullTable(EmbeddingTable):
         config = config or FullTableConfig()
         super().__init__(num_embeddings, embedding_dim, config)
         generator = torch.Generator().manual_seed(seed)
-        weight = torch.randn(num_embeddings, embedding_dim, generator=generator) * config.init_std
+        weight = gaussian_rows(num_embeddings, embedding_dim, config.init_std, generator)
         self.weight = nn.Parameter(weight)
 
     def lookup(self, ids: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
 from slimrec.embeddings.sizing import fixed_choices, index_dtype
 from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError, DataError
@@ -172,7 +172,7 @@ class MixedDimTable(EmbeddingTable):
         self.register_buffer("bucket_offsets", offsets)
         generator = torch.Generator().manual_seed(seed)
         for k, (size, dim) in enumerate(zip(sizes, self.dims, strict=True)):
-            weight = torch.randn(size, dim, generator=generator) * config.init_std
+            weight = gaussian_rows(size, dim, config.init_std, generator)
             self.register_parameter(f"weight_{k}", nn.Parameter(weight))
             if dim < embedding_dim:
                 # Variance 1/d_k keeps projected rows at the scale init_std of a full table.

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
 from slimrec.embeddings.spec import SparseGrad, TableStats, register
 from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
@@ -82,7 +82,7 @@ class PrunedTable(EmbeddingTable):
         super().__init__(num_embeddings, embedding_dim, config)
         self.max_nonzeros = nonzero_cap(config.density, num_embeddings, embedding_dim)
         generator = torch.Generator().manual_seed(seed)
-        weight = torch.randn(num_embeddings, embedding_dim, generator=generator) * config.init_std
+        weight = gaussian_rows(num_embeddings, embedding_dim, config.init_std, generator)
         self.weight = nn.Parameter(weight)
         per_row, per_dim = _THRESHOLD_SHAPES[config.granularity]
         self.row_thresholds = per_row

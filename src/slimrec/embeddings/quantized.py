@@ -36,7 +36,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import parse_config
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
 from slimrec.embeddings.sizing import fixed_choices
 from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError
@@ -256,7 +256,7 @@ class QuantizedTable(EmbeddingTable):
         super().__init__(num_embeddings, embedding_dim, config)
         self.levels = 2 ** config.bits - 1
         generator = torch.Generator().manual_seed(seed)
-        weight = torch.randn(num_embeddings, embedding_dim, generator=generator) * config.init_std
+        weight = gaussian_rows(num_embeddings, embedding_dim, config.init_std, generator)
         low = weight.min(dim=1, keepdim=True).values
         high = weight.max(dim=1, keepdim=True).values
         self.weight = nn.Parameter(weight)
