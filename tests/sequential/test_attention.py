@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from slimrec.models.sequential import attention
 from slimrec.models.sequential.attention import BlossomAttention, DenseAttention
 
 
@@ -35,6 +36,27 @@ def test_gather_equals_reference(length, rope):
     grad_reference = torch.autograd.grad(expected[valid].square().sum(), x)[0]
     grad_gather = torch.autograd.grad(found[valid].square().sum(), x)[0]
     torch.testing.assert_close(grad_gather, grad_reference, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("chunk", [7, 16])
+def test_gather_in_checkpointed_chunks_equals_reference(monkeypatch, chunk):
+    """Long histories go through the gather path a chunk of queries at a time, recomputed in
+    backward: same values and gradients as the reference."""
+    monkeypatch.setattr(attention, "GATHER_CHUNK", chunk)
+    reference, gather = pair(rope=True)
+    x = torch.randn(2, 70, 32, requires_grad=True)
+    lengths = torch.tensor([70, 33])
+    expected, found = reference(x, lengths), gather(x, lengths)
+    valid = torch.arange(70)[None, :] < lengths[:, None]
+    torch.testing.assert_close(found[valid], expected[valid], atol=1e-5, rtol=1e-4)
+    grads = [torch.autograd.grad(out[valid].square().sum(), [x, *module.parameters()],
+                                 allow_unused=True)
+             for out, module in ((expected, reference), (found, gather))]
+    for grad_reference, grad_gather in zip(*grads, strict=True):
+        if grad_reference is None:  # parameters only the block ranking reads (no gradient)
+            assert grad_gather is None
+            continue
+        torch.testing.assert_close(grad_gather, grad_reference, atol=1e-4, rtol=1e-3)
 
 
 def test_gather_equals_reference_with_other_sizes():

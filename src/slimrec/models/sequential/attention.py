@@ -26,7 +26,9 @@ Two paths compute the same thing: ``reference`` builds ``L x L`` masks (for test
 sequences); ``gather`` gathers, for each query, the ``(top_k + 1) * block`` long-term keys and the
 ``local + log2 L`` short-term keys, so its memory and time grow as ``L * (k*b + 8 + log2 L)``
 (plus the block ranking, ``L * L / block`` scores per head, computed without gradient in
-query chunks). ``auto`` (the default) takes the reference below ``GATHER_FROM`` tokens.
+query chunks). It runs ``GATHER_CHUNK`` queries at a time, each chunk checkpointed, so only one
+chunk's gathered keys are ever held. ``auto`` (the default) takes the reference below
+``GATHER_FROM`` tokens.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 # Shortest sequence the "auto" path gathers: below it, gathering (top_k + 1) * block
 # head_dim-wide keys per query moves more memory than the reference's L x L masks.
 GATHER_FROM = 256
 # Queries ranked per chunk when selecting blocks: bounds the (chunk x blocks) score memory.
 SELECTION_CHUNK = 512
+# Queries per checkpointed chunk of the gather path: the gathered keys of one chunk at a time.
+GATHER_CHUNK = 256
 
 
 def rotate(x: Tensor) -> Tensor:
@@ -153,8 +158,7 @@ class BlossomAttention(GroupedAttention):
             long = self.long_reference(q, k, v, blocks, usable)
             short = self.short_reference(q, k, v)
         else:
-            long = self.long_gather(q, k, v, blocks, usable)
-            short = self.short_gather(q, k, v)
+            long, short = self.gather_branches(q, k, v, blocks, usable)
         batch, length, _ = x.shape
         gates = torch.sigmoid(self.gate(x)).view(batch, length, 2, self.kv_heads, -1)
         gates = gates.permute(2, 0, 3, 4, 1)[..., None]  # [2, B, Hkv, G, L, 1]
@@ -211,25 +215,49 @@ class BlossomAttention(GroupedAttention):
                             device=device)
 
     # ------------------------------------------------------------------ gather path
-    def long_gather(self, q: Tensor, k: Tensor, v: Tensor, blocks: Tensor,
-                    usable: Tensor) -> Tensor:
+    def gather_branches(self, q: Tensor, k: Tensor, v: Tensor, blocks: Tensor,
+                        usable: Tensor) -> tuple[Tensor, Tensor]:
+        """Both branches, ``GATHER_CHUNK`` queries at a time. Under autograd each chunk is
+        checkpointed: backward gathers its keys again instead of keeping every query's
+        gathered keys and values (``(top_k + 1) * block + local + log2 L`` of them, which
+        would cost more than the dense scores at head_dim 16)."""
+        length = q.shape[3]
+        longs, shorts = [], []
+        for begin in range(0, length, GATHER_CHUNK):
+            rows = slice(begin, begin + GATHER_CHUNK)
+            inputs = (q[:, :, :, rows], k, v, blocks[:, :, rows], usable[:, :, rows],
+                      torch.arange(length, device=q.device)[rows])
+            if torch.is_grad_enabled():
+                long, short = checkpoint(self.gather_rows, *inputs, use_reentrant=False)
+            else:
+                long, short = self.gather_rows(*inputs)
+            longs.append(long)
+            shorts.append(short)
+        return torch.cat(longs, 3), torch.cat(shorts, 3)
+
+    def gather_rows(self, q: Tensor, k: Tensor, v: Tensor, blocks: Tensor, usable: Tensor,
+                    positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Long and short branch of the queries at ``positions`` (``q``'s rows)."""
+        return (self.long_gather(q, k, v, blocks, usable, positions),
+                self.short_gather(q, k, v, positions))
+
+    def long_gather(self, q: Tensor, k: Tensor, v: Tensor, blocks: Tensor, usable: Tensor,
+                    positions: Tensor) -> Tensor:
         batch, heads, length, _ = k.shape
         within = torch.arange(self.block, device=k.device)
         selected = (blocks[..., None] * self.block + within).flatten(-2)
         selected_ok = usable[..., None].expand(-1, -1, -1, -1, self.block).flatten(-2)
-        position = torch.arange(length, device=k.device)
-        own = (position // self.block * self.block)[:, None] + within  # [L, block]
-        own_ok = own <= position[:, None]
+        own = (positions // self.block * self.block)[:, None] + within  # [rows, block]
+        own_ok = own <= positions[:, None]
         # Slots masked out below may point past the end (an unusable block, the own block's
         # tail); any in-range index does for them.
         index = torch.cat([selected, own.expand(batch, heads, -1, -1)], -1).clamp(max=length - 1)
         allowed = torch.cat([selected_ok, own_ok.expand(batch, heads, -1, -1)], -1)
         return masked_attention(q, gather_keys(k, index), gather_keys(v, index), allowed)
 
-    def short_gather(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def short_gather(self, q: Tensor, k: Tensor, v: Tensor, positions: Tensor) -> Tensor:
         batch, heads, length, _ = k.shape
-        position = torch.arange(length, device=k.device)[:, None]
-        index = position - self.short_offsets(length, k.device)  # [L, nO]
+        index = positions[:, None] - self.short_offsets(length, k.device)  # [rows, nO]
         allowed = (index >= 0)[None, None]
         index = index.clamp(min=0).expand(batch, heads, -1, -1)
         return masked_attention(q, gather_keys(k, index), gather_keys(v, index), allowed)
