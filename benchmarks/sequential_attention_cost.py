@@ -21,6 +21,9 @@ One torch thread; run it under the shared lock::
     flock /tmp/slimrec-bench.lock .venv/bin/python benchmarks/sequential_attention_cost.py
     flock /tmp/slimrec-bench.lock .venv/bin/python benchmarks/sequential_attention_cost.py \
         --source ml-1m --lengths 500,1000,1500
+    # issue 13's combined cell: BlossomRec with a 10% item table (dense + full is the above)
+    .venv/bin/python benchmarks/sequential_attention_cost.py --attentions blossom \
+        --parts step --table quantized@10% --lengths 2000
 """
 
 from __future__ import annotations
@@ -85,12 +88,14 @@ def read_histories(path: str):
                      np.arange(int(saved["num_items"])).astype(str), indptr, saved["items"])
 
 
-def measure(attention: str, length: int, steps: int, histories: str, source: str) -> dict:
-    """One cell, in this process: the step time and peak memory of training at ``length``."""
+def measure(attention: str, length: int, steps: int, histories: str, source: str,
+            table: str = "full") -> dict:
+    """One cell, in this process: the step time and peak memory of training at ``length``,
+    with the item table ``table`` (``full`` or ``method@budget``)."""
     import torch
 
     torch.set_num_threads(1)
-    from slimrec.embeddings import build_embedding
+    from slimrec.embeddings import EmbeddingSpec, build_embedding
     from slimrec.models.sequential.sasrec import SASRec, SASRecConfig
     from slimrec.tasks.sequential import SequenceBatch, full_ce
 
@@ -98,7 +103,10 @@ def measure(attention: str, length: int, steps: int, histories: str, source: str
     torch.manual_seed(0)
     config = SASRecConfig(num_heads=8, kv_heads=2, positions="rope", attention=attention,
                           path="gather", dropout=0.0)
-    model = SASRec(build_embedding("full", data.vocab_size, 128), config, length)
+    method, _, budget = table.partition("@")
+    item_table = build_embedding(EmbeddingSpec(method, budget=budget or None), data.vocab_size,
+                                 128)
+    model = SASRec(item_table, config, length)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [SequenceBatch(np.array([user]), data).tensors(length)
                for user in range(data.num_users)]
@@ -120,7 +128,8 @@ def measure(attention: str, length: int, steps: int, histories: str, source: str
             "peak_memory_bytes": peak - before, "step_seconds": statistics.median(seconds[1:]),
             "step_seconds_all": seconds, "batch_size": 1, "hidden": 128, "num_layers": 2,
             "num_heads": 8, "kv_heads": 2, "positions": "rope", "num_items": data.vocab_size - 1,
-            "loss": "full_ce", "torch_threads": torch.get_num_threads(),
+            "loss": "full_ce", "torch_threads": torch.get_num_threads(), "table": table,
+            "model_bytes": model.memory_bytes(), "item_table_bytes": item_table.memory_bytes(),
             "blossom": {"window": config.window, "block": config.block,
                         "top_k": config.top_k, "local": config.local, "path": "gather"},
             "command": " ".join(["python", *sys.argv])}
@@ -189,7 +198,7 @@ def measure_in_child(part: str, attention: str, length: int, args: argparse.Name
                      histories: Path) -> dict:
     """One measurement in a fresh process, so its peak RSS is its own."""
     output = run_child(["--one", part, "--attentions", attention, "--lengths", str(length),
-                        "--steps", str(args.steps), "--source", args.source,
+                        "--steps", str(args.steps), "--source", args.source, "--table", args.table,
                         "--histories", str(histories)])
     return json.loads(output.strip().splitlines()[-1])
 
@@ -203,6 +212,9 @@ def main() -> None:
                         help="what to measure (merged into an existing cell file)")
     parser.add_argument("--source", choices=SOURCES, default="synthetic",
                         help="the histories: synthetic Markov walks or ML-1M's longest users")
+    parser.add_argument("--table", default="full", help="the item table of the step: full "
+                        "or method@budget (BlossomRec + quantized@10%%: issue 13's combined "
+                        "cell); the attention part ignores it")
     parser.add_argument("--one", choices=("step", "attention"), help=argparse.SUPPRESS)
     parser.add_argument("--histories", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -212,7 +224,8 @@ def main() -> None:
         return
     if args.one:  # the child process of one measurement (the attention alone needs no data)
         length = int(args.lengths)
-        print(json.dumps(measure(args.attentions, length, args.steps, args.histories, args.source)
+        print(json.dumps(measure(args.attentions, length, args.steps, args.histories, args.source,
+                                 args.table)
                          if args.one == "step"
                          else measure_attention(args.attentions, length, args.steps)))
         return
@@ -220,6 +233,8 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.source == "synthetic" else f"_{args.source}"
+    if args.table != "full":
+        suffix += "_" + args.table.replace("@", "_").replace("%", "pct")
     with tempfile.TemporaryDirectory(prefix="slimrec-cost-") as scratch:
         for length in map(int, args.lengths.split(",")):
             histories = Path(scratch) / f"{length}.npz"
@@ -235,7 +250,8 @@ def main() -> None:
                     f"{key} {cell[key] / 2**20:.1f} MiB" if "memory" in key
                     else f"{key} {cell[key]:.3f}" for key in MEASURES if key in cell), flush=True)
     every = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*_*.json"))]
-    cells = [c for c in every if c.get("source", "synthetic") == args.source]
+    cells = [c for c in every if c.get("source", "synthetic") == args.source
+             and c.get("table", "full") == "full"]
     if args.source == "synthetic":
         plot(cells, RESULTS / "cost.png")
     for length in sorted({c["seq_len"] for c in cells}):
