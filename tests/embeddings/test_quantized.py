@@ -103,6 +103,10 @@ def test_qat_forward_is_exactly_the_packed_table(bits):
         table.offset.add_(torch.randn(30, 1) * 0.01)
     assert torch.equal(table.full_weight(), table.for_inference().full_weight())
     assert table(torch.tensor([0])).unique().numel() <= 2 ** bits
+    # exported a few rows at a time (bounded memory on large tables): the same packed state
+    whole, chunked = table.for_inference(chunk_size=30), table.for_inference(chunk_size=7)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(chunked.state_dict()[name], tensor)
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2, 1])

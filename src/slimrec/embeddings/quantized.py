@@ -276,9 +276,15 @@ class QuantizedTable(EmbeddingTable):
         return [self.weight, self.log_step, self.offset] if self.config.sparse_grad else []
 
     @torch.no_grad()
-    def for_inference(self) -> PackedQuantizedTable:
+    def for_inference(self, chunk_size: int = 65536) -> PackedQuantizedTable:
+        """The packed table, quantised ``chunk_size`` rows at a time: the temporaries of a
+        whole-table pass would be several times the fp32 weights (7 GB at 10M x 64)."""
         step, offset = self._stored(self.log_step, self.offset)
-        codes = quantize(self.weight, step, offset, self.levels)
-        return PackedQuantizedTable(self.num_embeddings, self.embedding_dim, self.config,
-                                    pack_codes(codes, self.config.bits),
+        codes = torch.cat([
+            pack_codes(quantize(self.weight[begin:begin + chunk_size],
+                                step[begin:begin + chunk_size],
+                                offset[begin:begin + chunk_size], self.levels),
+                       self.config.bits)
+            for begin in range(0, self.num_embeddings, chunk_size)])
+        return PackedQuantizedTable(self.num_embeddings, self.embedding_dim, self.config, codes,
                                     step.squeeze(1).half(), offset.squeeze(1).half())
