@@ -1,8 +1,9 @@
-"""SASRec on the S3-Rec Amazon sequences (Beauty, Sports, Toys), full ranking, leave-one-out;
-full and compressed item tables.
+"""SASRec on the S3-Rec Amazon sequences (Beauty, Sports, Toys) and MovieLens-1M, full ranking,
+leave-one-out; full and compressed item tables, dense or BlossomRec attention.
 
-Two protocols, both fixed before looking at test; every cell early-stops and keeps its best
-epoch on validation NDCG@10 only (checked every 2 epochs, patience 5, at most ``--epochs``):
+Three protocols, all fixed before looking at test; every cell early-stops and keeps its best
+epoch on validation NDCG@10 only (checked every 2 epochs, patience 5, at most ``--epochs``;
+``ml1m``: every 5, patience 3):
 
 - ``slimrec`` (the default): max_len 50, dim 64, 2 blocks, 1 head, dropout 0.5 (SASRec's
   setting for the sparse Amazon data), learned positions, sampled softmax with 256 uniform
@@ -11,14 +12,19 @@ epoch on validation NDCG@10 only (checked every 2 epochs, patience 5, at most ``
   (``blondered/transformer_benchmark``, ``configs/paper/loo/s3_vanilla.yaml``), whose Beauty
   0.0921 / 0.0531 is issue 13's target: dim 256, 1 block, 1 head, dropout 0.2, max_len 50,
   sampled softmax with 256 negatives; lr 1e-3 and batch 128 as the slimrec protocol.
+- ``ml1m``: SASRec's ML-1M setting, max_len 200, dropout 0.2, otherwise as slimrec, with full
+  cross-entropy over all items.
 
 Each cell also records the test metrics of the ``uni100`` protocol under ``metrics_uni100``.
-Cells: ``full`` (no budget) and ``<method>@<budget>`` for compressed item tables. Results go to
+Cells: ``full`` (no budget) and ``<method>@<budget>`` for compressed item tables, each optionally
+prefixed ``blossom:`` for BlossomRec attention (file stem ``blossom_<cell>``). Results go to
 ``benchmarks/results/sequential_<dataset>/[<protocol>_]<cell>.json`` (no prefix for the
 slimrec protocol); a cell whose file exists is skipped. One torch thread, under the shared lock::
 
     .venv/bin/python benchmarks/sequential_beauty.py --cells full,graph_popularity@10%
     .venv/bin/python benchmarks/sequential_beauty.py --protocol esasrec --dataset toys --cells full
+    .venv/bin/python benchmarks/sequential_beauty.py --protocol ml1m --dataset ml-1m \
+        --cells full,blossom:full --epochs 50
 """
 
 from __future__ import annotations

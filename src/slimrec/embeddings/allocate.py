@@ -147,13 +147,13 @@ def allocate(spec: EmbeddingSpec, requests: Mapping[str, TableRequest],
         # QAT weights: 2.6 GB at 10M ids) must not pile up once per trial.
         latest: dict[str, tuple[int, EmbeddingTable]] = {}
 
-        def sized(name: str, share: int) -> EmbeddingSpec:
+        def sized(share: int) -> EmbeddingSpec:
             return EmbeddingSpec(spec.method, spec.params, Budget(num_bytes=share))
 
         def fits(name: str, share: int) -> bool:
             if share >= 1 and (name, share) not in fitted:
                 latest.pop(name, None)
-                table = attempt(name, sized(name, share))
+                table = attempt(name, sized(share))
                 fitted[name, share] = table is not None
                 if table is not None:
                     latest[name] = (share, table)
@@ -163,7 +163,7 @@ def allocate(spec: EmbeddingSpec, requests: Mapping[str, TableRequest],
             if share is None:
                 return None
             kept_share, table = latest.get(name, (None, None))
-            return table if kept_share == share else build(name, sized(name, share))
+            return table if kept_share == share else build(name, sized(share))
 
         try:
             plan = split_budget(budget_bytes, full, fits, spec.method, keep)

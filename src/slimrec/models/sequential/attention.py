@@ -222,11 +222,12 @@ class BlossomAttention(GroupedAttention):
         gathered keys and values (``(top_k + 1) * block + local + log2 L`` of them, which
         would cost more than the dense scores at head_dim 16)."""
         length = q.shape[3]
+        positions = torch.arange(length, device=q.device)
         longs, shorts = [], []
         for begin in range(0, length, GATHER_CHUNK):
             rows = slice(begin, begin + GATHER_CHUNK)
             inputs = (q[:, :, :, rows], k, v, blocks[:, :, rows], usable[:, :, rows],
-                      torch.arange(length, device=q.device)[rows])
+                      positions[rows])
             if torch.is_grad_enabled():
                 long, short = checkpoint(self.gather_rows, *inputs, use_reentrant=False)
             else:
