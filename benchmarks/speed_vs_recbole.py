@@ -1,11 +1,13 @@
-"""SlimRec against RecBole 1.2.1, side by side on this machine: MF-BPR epoch and full-ranking test.
+"""SlimRec against RecBole 1.2.1, side by side on this machine: epoch and full-ranking test.
 
-Gowalla (LightGCN split, SlimRec's seeded 10% validation carve), dim 64, batch 4096, one uniform
+Gowalla (LightGCN split, SlimRec's seeded 10% validation carve), MF-BPR (``--model mf``, the
+default) or LightGCN with 3 layers (``--model lightgcn``), dim 64, batch 4096, one uniform
 negative, Adam lr 1e-3. RecBole runs from its OWN virtualenv (never a SlimRec dependency),
 created by ``--setup``:
 
     python benchmarks/speed_vs_recbole.py --setup            # once: ~/.cache/slimrec-bench/
     python benchmarks/speed_vs_recbole.py --threads 1,2      # ~10 min on a quiet machine
+    python benchmarks/speed_vs_recbole.py --model lightgcn   # -> speed_vs_recbole_lightgcn.json
 
 RecBole 1.2.1 needs numpy<2, pandas<2.2, scipy<1.13 and setuptools<70 (its pkg_resources use),
 and ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for its torch.load calls; torch stays at SlimRec's
@@ -16,8 +18,9 @@ Both libraries get the same train / valid / test pairs (SlimRec's split, written
 files) and run alternately, each in a fresh process with the same torch thread count (and
 OMP/MKL threads). Per library and thread count the JSON holds ``epoch_seconds_median`` (dense
 Adam), ``eval_seconds_median`` (one full-ranking pass over the test users, wall clock of the
-library's own evaluate call), and SlimRec's ``epoch_seconds_median_sparse_grad``; per thread
-count ``ratio_epoch`` / ``ratio_epoch_sparse_grad`` / ``ratio_eval`` = RecBole / SlimRec.
+library's own evaluate call), and for MF SlimRec's ``epoch_seconds_median_sparse_grad``; per
+thread count ``ratio_epoch`` / ``ratio_epoch_sparse_grad`` / ``ratio_eval`` = RecBole / SlimRec.
+LightGCN's propagation touches every row, so it has no row-sparse (``sparse_grad``) variant.
 RecBole evaluates 256 users per batch (its fastest setting here). ``--profile`` writes where
 SlimRec's time goes (cProfile of one epoch and one test pass).
 """
@@ -40,7 +43,8 @@ DEFAULT_VENV = Path.home() / ".cache" / "slimrec-bench" / "recbole-venv"
 DEFAULT_DATA = Path.home() / ".cache" / "slimrec-bench" / "recbole-data"
 SHARED_DATA = HERE.parents[2] / "shared" / "data"
 RECBOLE_PINS = ["recbole==1.2.1", "numpy<2", "pandas<2.2", "scipy<1.13"]
-DIM, BATCH, LR, EVAL_USERS_PER_BATCH = 64, 4096, 1e-3, 256
+DIM, BATCH, LR, EVAL_USERS_PER_BATCH, LAYERS = 64, 4096, 1e-3, 256, 3
+MODELS = {"mf": "MF-BPR", "lightgcn": "LightGCN"}
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -80,12 +84,13 @@ def recbole_worker(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
-    from recbole.model.general_recommender import BPR
+    from recbole.model.general_recommender import BPR, LightGCN
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     items = int(args.items)
-    config = Config(model="BPR", dataset="gowalla", config_dict={
+    recbole_model = {"mf": BPR, "lightgcn": LightGCN}[args.model]
+    config = Config(model=recbole_model.__name__, dataset="gowalla", config_dict={
         "data_path": str(args.data), "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id"]}, "embedding_size": DIM,
         "train_batch_size": BATCH, "learning_rate": LR, "learner": "adam",
@@ -94,12 +99,13 @@ def recbole_worker(args: argparse.Namespace) -> dict[str, Any]:
         "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20",
         "eval_batch_size": EVAL_USERS_PER_BATCH * (items + 1), "epochs": args.epochs,
         "use_gpu": False, "device": "cpu", "show_progress": False, "seed": 0,
-        "checkpoint_dir": str(args.data / "saved"), "worker": 0, "log_wandb": False})
+        "checkpoint_dir": str(args.data / "saved"), "worker": 0, "log_wandb": False,
+        "n_layers": LAYERS})
     init_seed(config["seed"], config["reproducibility"])
     torch.set_num_threads(args.threads)
     dataset = create_dataset(config)
     train, _valid, test = data_preparation(config, dataset)
-    model = BPR(config, train._dataset).to(config["device"])
+    model = recbole_model(config, train._dataset).to(config["device"])
     trainer = Trainer(config, model)
     epochs, evals = [], []
     for epoch in range(args.epochs):
@@ -118,8 +124,10 @@ def slimrec_model(args: argparse.Namespace, sparse_grad: bool) -> tuple[Any, Any
     from slimrec.spine import build_model, prepare
     from slimrec.tasks import RetrievalConfig
 
+    model_params = {"num_layers": LAYERS} if args.model == "lightgcn" else {}
     config = RetrievalConfig(
-        dataset="gowalla", data_dir=str(args.shared_data), dim=DIM, seed=0, progress=False,
+        dataset="gowalla", data_dir=str(args.shared_data), model=args.model,
+        model_params=model_params, dim=DIM, seed=0, progress=False,
         threads=args.threads, ks=[20], embedding_params={"sparse_grad": sparse_grad},
         train={"epochs": args.epochs, "batch_size": BATCH, "lr": LR,
                "eval_every": args.epochs + 1})
@@ -128,7 +136,8 @@ def slimrec_model(args: argparse.Namespace, sparse_grad: bool) -> tuple[Any, Any
 
 
 def slimrec_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Train ``epochs`` epochs (dense Adam, then sparse_grad), then ``evals`` test passes."""
+    """Train ``epochs`` epochs (dense Adam, then for MF sparse_grad), then ``evals`` test
+    passes."""
     import torch
 
     from slimrec.spine import apply_threads
@@ -136,7 +145,7 @@ def slimrec_worker(args: argparse.Namespace) -> dict[str, Any]:
     from slimrec.train.loop import fit
 
     out: dict[str, Any] = {}
-    for sparse_grad in (False, True):
+    for sparse_grad in (False, True) if args.model == "mf" else (False,):
         config, data, model = slimrec_model(args, sparse_grad)
         apply_threads(config)
         # Validation is not part of an epoch's seconds (the loop times the batches only).
@@ -186,6 +195,7 @@ def run_worker(python: Path, library: str, threads: int, args: argparse.Namespac
     command = [str(python), str(HERE), "--worker", library, "--threads", str(threads),
                "--epochs", str(args.epochs), "--evals", str(args.evals),
                "--data", str(args.data), "--shared-data", str(args.shared_data),
+               "--model", args.model,
                "--items", str(items)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=args.data)
     if done.returncode:
@@ -205,7 +215,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     convert(args.shared_data, args.data)
     items = _gowalla_items(args.shared_data)
     python = {"recbole": args.venv / "bin" / "python", "slimrec": Path(sys.executable)}
-    document: dict[str, Any] = {"dataset": "gowalla", "model": "MF-BPR", "dim": DIM,
+    document: dict[str, Any] = {"dataset": "gowalla", "model": MODELS[args.model], "dim": DIM,
                                 "batch_size": BATCH, "recbole_eval_users_per_batch":
                                 EVAL_USERS_PER_BATCH, "epochs_per_run": args.epochs,
                                 "evals_per_run": args.evals, "repeats": args.repeats,
@@ -222,12 +232,13 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             cell = {library: {"epoch_seconds_median": summarise(done, "epoch_seconds"),
                               "eval_seconds_median": summarise(done, "eval_seconds"),
                               "runs": done} for library, done in runs.items()}
-            cell["slimrec"]["epoch_seconds_median_sparse_grad"] = summarise(
-                runs["slimrec"], "epoch_seconds_sparse_grad")
             rb, sr = cell["recbole"], cell["slimrec"]
             cell["ratio_epoch"] = rb["epoch_seconds_median"] / sr["epoch_seconds_median"]
-            cell["ratio_epoch_sparse_grad"] = (rb["epoch_seconds_median"]
-                                               / sr["epoch_seconds_median_sparse_grad"])
+            if args.model == "mf":
+                sr["epoch_seconds_median_sparse_grad"] = summarise(
+                    runs["slimrec"], "epoch_seconds_sparse_grad")
+                cell["ratio_epoch_sparse_grad"] = (rb["epoch_seconds_median"]
+                                                   / sr["epoch_seconds_median_sparse_grad"])
             cell["ratio_eval"] = rb["eval_seconds_median"] / sr["eval_seconds_median"]
             document["threads"][str(threads)] = cell
             print(json.dumps({key: value for key, value in cell.items()
@@ -257,12 +268,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run")
     parser.add_argument("--evals", type=int, default=3, help="timed test passes per run")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per library")
-    parser.add_argument("--out", type=Path, default=RESULTS / "speed_vs_recbole.json")
+    parser.add_argument("--model", choices=sorted(MODELS), default="mf")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/speed_vs_recbole.json (mf), "
+                        "results/speed_vs_recbole_lightgcn.json (lightgcn)")
     parser.add_argument("--profile", action="store_true",
                         help="write SlimRec's profile to benchmarks/results/speed_profile.txt")
     parser.add_argument("--worker", choices=["recbole", "slimrec"], help=argparse.SUPPRESS)
     parser.add_argument("--items", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.model == "mf" else f"_{args.model}"
+        args.out = RESULTS / f"speed_vs_recbole{suffix}.json"
     if args.worker:
         args.threads = args.threads[0]
         worker = recbole_worker if args.worker == "recbole" else slimrec_worker
