@@ -36,8 +36,9 @@ def tiny_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_dir(tiny_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
+    # The issue's own command line: --attention is --model-param attention=...
     assert main(["train", *FAST, "--dataset", str(tiny_file), "--model", "sasrec",
-                 "--model-param", "attention=blossom", "--model-param", "num_heads=2",
+                 "--attention", "blossom", "--model-param", "num_heads=2",
                  "--embedding", "graph_popularity", "--budget", "50%", "--out", str(out)]) == 0
     return out
 
@@ -72,6 +73,30 @@ def test_artifact_round_trip_and_serving(run_dir):
         recommender.recommend([])
     with pytest.raises(DataError, match="item '99' is not in this model's vocabulary"):
         recommender.recommend(["3", "99"])
+
+
+def test_public_recommender_loads_a_sequential_run(run_dir, tmp_path, capsys):
+    import slimrec
+
+    recommender = slimrec.Recommender.load(run_dir)
+    assert isinstance(recommender, SequentialRecommender)
+    expected = SequentialRecommender.load(run_dir).recommend(["3", "4", "5"], k=5)
+    assert recommender.recommend(history=["3", "4", "5"], k=5) == expected
+    out = tmp_path / "next.csv"
+    assert main(["recommend", "--model", str(run_dir), "--history", "3,4,5", "-k", "5",
+                 "--include-seen", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[1:]
+    assert [row.split(",")[2] for row in rows] == expected.items
+    assert main(["recommend", "--model", str(run_dir), "--users", "1"]) != 0
+    assert "give --history" in capsys.readouterr().err
+
+
+def test_attention_flag_is_checked(tiny_file, capsys):
+    assert main(["train", "--attention", "blossom", "--dataset", str(tiny_file)]) != 0
+    assert "--attention applies to sequential runs" in capsys.readouterr().err
+    assert main(["train", *FAST, "--dataset", str(tiny_file), "--attention", "blossom",
+                 "--model-param", "attention=dense"]) != 0
+    assert "contradicts --model-param attention=dense" in capsys.readouterr().err
 
 
 def test_dense_learns_the_walk(tiny_file, tmp_path):

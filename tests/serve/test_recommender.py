@@ -148,7 +148,8 @@ def test_corrupt_or_foreign_folder_fails_clearly(run_dir, tmp_path):
     (copy / "manifest.json").write_text(json.dumps({**manifest, "model": "deepfm",
                                                     "task": "ctr"}))
     with pytest.raises(ArtifactError,
-                       match=r"holds a ctr model \(deepfm\); this needs a retrieval model"):
+                       match=r"holds a ctr model \(deepfm\); this needs a retrieval or "
+                             r"sequential model"):
         Recommender.load(copy)
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "manifest.json").write_text('{"format": "other/2"}')
@@ -197,6 +198,16 @@ def test_cli_recommend(run_dir, tmp_path, capsys):
                  "--fallback", "popular"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["source"] for r in rows} == {"model", "popular"} and len(rows) == 40
+
+
+def test_cli_recommend_for_a_history_folds_in_a_new_user(run_dir, capsys):
+    history = Recommender.load(run_dir).item_ids[:3].tolist()
+    expected = Recommender.load(run_dir).recommend_history(history, k=5)
+    assert main(["recommend", "--model", str(run_dir), "--history", ",".join(history),
+                 "-k", "5"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["item"] for row in rows] == expected.items
+    assert not set(history) & {row["item"] for row in rows}
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -5,7 +5,8 @@ One flag per field of every task's run config (the union: ``--task`` picks which
 ``train`` fields are flattened (``--epochs``, ``--lr``); dict fields take repeatable
 ``KEY=VALUE`` pairs (``--model-param num_layers=3``); list fields take comma-separated values;
 booleans get ``--flag/--no-flag``. Every flag defaults to "not given", so only what the user
-typed overrides the config file.
+typed overrides the config file. A few model settings also have a flag of their own
+(``--attention blossom`` is ``--model-param attention=blossom``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ NESTED = ("train",)
 # Dict fields take one KEY=VALUE per flag; the flag is named in the singular.
 PAIR_FLAGS = {"model_params": "--model-param", "embedding_params": "--embedding-param"}
 NOT_FLAGS = ("task",)  # added by the verbs that take it, with its choices
+# Model settings with a flag of their own: flag -> (task, model, model_params key).
+MODEL_PARAM_FLAGS = {"--attention": ("sequential", "sasrec", "attention")}
 
 
 def _config_fields() -> Iterator[tuple[str, str | None, dict[str, FieldInfo]]]:
@@ -105,6 +108,22 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
             metavar = "A,B,..." if kind == "list" else name.upper()
             group.add_argument(flag, dest=dest, default=None, metavar=metavar, choices=choices,
                                help=help_text)
+    _add_model_param_flags(group)
+
+
+def _add_model_param_flags(group: argparse._ArgumentGroup) -> None:
+    from slimrec.models import model_class
+
+    for flag, (task, model, key) in MODEL_PARAM_FLAGS.items():
+        info = model_class(model, task).config_class.model_fields[key]
+        choices = typing.get_args(info.annotation) or None
+        group.add_argument(flag, dest=_model_param_dest(flag), default=None, choices=choices,
+                           help=f"{info.description} ({task} {model} only; default "
+                           f"{info.default!r}; the same as --model-param {key}=VALUE)")
+
+
+def _model_param_dest(flag: str) -> str:
+    return "model_param." + flag.removeprefix("--")
 
 
 def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
@@ -148,9 +167,26 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         elif kind == "list":
             given = [part.strip() for part in given.split(",") if part.strip()]
         (values.setdefault(parent, {}) if parent else values)[name] = given
+    _model_param_overrides(args, values, task)
     if task is not None:
         values["task"] = task
     return values
+
+
+def _model_param_overrides(args: argparse.Namespace, values: dict[str, Any],
+                           task: str | None) -> None:
+    """Fold ``--attention X`` and its kind into ``model_params``; a clash with
+    ``--model-param`` of the same key, or another task, fails by name."""
+    for flag, (flag_task, _model, key) in MODEL_PARAM_FLAGS.items():
+        given = getattr(args, _model_param_dest(flag), None)
+        if given is None:
+            continue
+        if task is not None and task != flag_task:
+            raise ConfigError(f"{flag} applies to {flag_task} runs, not {task}.")
+        params = values.setdefault("model_params", {})
+        if key in params and params[key] != given:
+            raise ConfigError(f"{flag} {given} contradicts --model-param {key}={params[key]}.")
+        params[key] = given
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

@@ -1,11 +1,14 @@
-"""``slimrec recommend``: top-k items for users of a saved retrieval model."""
+"""``slimrec recommend``: top-k items for users of a saved retrieval model, or for a history
+(the next items after it for a sequential model; a folded-in new user for a retrieval one)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from slimrec.cli.output import split_list
+from slimrec.errors import ConfigError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -15,6 +18,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--users", help="comma-separated external user ids")
     who.add_argument("--users-file", dest="users_file", help="file of user ids, one per line")
+    who.add_argument("--history", help="comma-separated item ids, oldest first: the next items "
+                     "after it (sequential model) or for a new user with these items "
+                     "(retrieval model)")
     parser.add_argument("-k", type=int, default=20, help="items per user (default 20)")
     parser.add_argument("--out", help="CSV to write (user,rank,item,score,source); default: "
                         "standard output")
@@ -30,11 +36,17 @@ def run(args: argparse.Namespace) -> int:
     from slimrec.io import atomic_write_text
     from slimrec.serve.recommender import Recommender, read_user_ids, recommendations_csv
 
-    users = (split_list(args.users, "--users") if args.users is not None
-             else read_user_ids(args.users_file))
     recommender = Recommender.load(args.model)
-    results = recommender.recommend(users, k=args.k, exclude_seen=not args.include_seen,
-                                    fallback=args.fallback)
+    if args.history is not None:
+        results = [_for_history(recommender, split_list(args.history, "--history"), args)]
+    elif not isinstance(recommender, Recommender):
+        raise ConfigError(f"{args.model} holds a sequential model: it recommends the next items "
+                          "after a history, not for a stored user; give --history ITEM,ITEM,...")
+    else:
+        users = (split_list(args.users, "--users") if args.users is not None
+                 else read_user_ids(args.users_file))
+        results = recommender.recommend(users, k=args.k, exclude_seen=not args.include_seen,
+                                        fallback=args.fallback)
     for result in results:
         if result.message:
             print(f"warning: {result.message}", file=sys.stderr)
@@ -47,3 +59,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(results)} users ({served} scored by the model, "
           f"{len(results) - served} unknown), k={args.k}")
     return 0
+
+
+def _for_history(recommender: Any, history: list[str], args: argparse.Namespace) -> Any:
+    """A sequential model's next items (the history's own items unless ``--include-seen``),
+    or a retrieval model's folded-in new user (which never returns the history's items)."""
+    from slimrec.serve.recommender import Recommender
+
+    if isinstance(recommender, Recommender):
+        return recommender.recommend_history(history, k=args.k)
+    return recommender.recommend(history, k=args.k, exclude_seen=not args.include_seen)

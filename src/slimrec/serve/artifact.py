@@ -208,18 +208,20 @@ def _rebuild(manifest: dict[str, Any], tensors: dict[str, Tensor]) -> RecModel:
     return model.eval()
 
 
-def load_artifact(folder: str | Path, task: str | None = None) -> Artifact:
+def load_artifact(folder: str | Path, task: str | tuple[str, ...] | None = None) -> Artifact:
     """Load a folder written by ``save_artifact`` (format 2) or by an older slimrec (format 1).
 
-    With ``task``, a folder holding another task's model fails before anything is rebuilt.
+    With ``task`` (one task or several), a folder holding another task's model fails before
+    anything is rebuilt.
     """
     import slimrec.tasks  # noqa: F401  (registers the tasks' models)
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    if task is not None and manifest["task"] != task:
+    wanted = (task,) if isinstance(task, str) else task
+    if wanted is not None and manifest["task"] not in wanted:
         raise ArtifactError(f"{folder}: holds a {manifest['task']} model ({manifest['model']});"
-                            f" this needs a {task} model.")
+                            f" this needs a {' or '.join(wanted)} model.")
     tensors = _tensors(folder / WEIGHTS_FILE)
     try:
         model = _rebuild(manifest, tensors)

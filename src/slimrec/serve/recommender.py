@@ -43,7 +43,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +57,9 @@ from slimrec.models.base import RetrievalModel
 from slimrec.models.mf import MF
 from slimrec.serve.artifact import MANIFEST_FILE, Artifact, load_artifact, run_seed
 from slimrec.tasks.retrieval import SEEN_FILE, seen_matrix
+
+if TYPE_CHECKING:
+    from slimrec.serve.sequential import SequentialRecommender
 
 Fallback = Literal["none", "popular"]
 FALLBACKS = ("none", "popular")
@@ -180,9 +183,19 @@ class Recommender:
         self._fold_in_base: Tensor | None = None
 
     @classmethod
-    def load(cls, path: str | Path, item_scoring: ItemScoring = "stored") -> Recommender:
-        """Load a model folder; checksums are verified and a foreign folder fails clearly."""
-        return cls.from_artifact(load_artifact(path, task="retrieval"), item_scoring)
+    def load(cls, path: str | Path, item_scoring: ItemScoring = "stored"
+             ) -> Recommender | SequentialRecommender:
+        """Load a model folder; checksums are verified and a foreign folder fails clearly.
+
+        A sequential run loads as a ``SequentialRecommender``, whose
+        ``recommend(history=[...], k=20)`` gives the next items after a history.
+        """
+        artifact = load_artifact(path, task=("retrieval", "sequential"))
+        if artifact.task == "sequential":
+            from slimrec.serve.sequential import SequentialRecommender
+
+            return SequentialRecommender.from_artifact(artifact)
+        return cls.from_artifact(artifact, item_scoring)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, item_scoring: ItemScoring = "stored"
