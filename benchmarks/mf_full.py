@@ -23,10 +23,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="gowalla", choices=["gowalla", "ml-100k"])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--force", action="store_true", help="rerun even if results exist")
+    parser.add_argument("--name", help="results file stem, to time the run again without "
+                        "replacing the reference (default <dataset>_mf_full_reference)")
     args = parser.parse_args()
     config = retrieval_config(protocol_for(args.dataset, args.data_dir))
     start = time.perf_counter()
-    document = run_cell(config, name=f"{args.dataset}_mf_full_reference", force=args.force)
+    name = args.name or f"{args.dataset}_mf_full_reference"
+    document = run_cell(config, name=name, force=args.force)
     wall = time.perf_counter() - start
     test, timing = document["metrics"]["test"], document["timing"]
     print(f"{args.dataset} MF-BPR full table, dim {document['dim']}:")
