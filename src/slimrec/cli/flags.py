@@ -175,8 +175,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _model_param_overrides(args: argparse.Namespace, values: dict[str, Any],
                            task: str | None) -> None:
-    """Fold ``--attention X`` and its kind into ``model_params``; a clash with
-    ``--model-param`` of the same key, or another task, fails by name."""
+    """Fold the model-setting flags (``--attention X``) into ``model_params``; a clash with
+    ``--model-param`` of the same key, or a run of another task, fails by name."""
     for flag, (flag_task, _model, key) in MODEL_PARAM_FLAGS.items():
         given = getattr(args, _model_param_dest(flag), None)
         if given is None:

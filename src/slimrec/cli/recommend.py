@@ -25,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="CSV to write (user,rank,item,score,source); default: "
                         "standard output")
     parser.add_argument("--include-seen", dest="include_seen", action="store_true",
-                        help="keep the items each user already interacted with")
+                        help="keep the items each user already interacted with (with "
+                        "--history on a sequential model: the history's own items)")
     parser.add_argument("--fallback", choices=["none", "popular"], default="none",
                         help="for unknown users: nothing (default) or popular items, flagged "
                         "as such")
