@@ -25,8 +25,13 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun even if results exist")
     parser.add_argument("--name", help="results file stem, to time the run again without "
                         "replacing the reference (default <dataset>_mf_full_reference)")
+    parser.add_argument("--lr", type=float, help="a pilot at another learning rate (give "
+                        "--name too; choose among pilots on validation recall@20 only)")
     args = parser.parse_args()
-    config = retrieval_config(protocol_for(args.dataset, args.data_dir))
+    if args.lr is not None and args.name is None:
+        parser.error("--lr needs --name: a pilot must not replace the reference file")
+    updates = {} if args.lr is None else {"train": {"lr": args.lr}}
+    config = retrieval_config(protocol_for(args.dataset, args.data_dir), **updates)
     start = time.perf_counter()
     name = args.name or f"{args.dataset}_mf_full_reference"
     document = run_cell(config, name=name, force=args.force)

@@ -60,8 +60,9 @@ def model(data):
 @pytest.mark.parametrize("exclude_seen", [False, True])
 @pytest.mark.parametrize("max_len", [3, 50])
 def test_full_ranking_equals_brute_force(data, model, exclude_seen, max_len):
-    found, _ = evaluate_next_item(model, data, "test", max_len=max_len,
-                                  exclude_seen=exclude_seen, batch_size=17)
+    result = evaluate_next_item(model, data, "test", max_len=max_len,
+                                exclude_seen=exclude_seen, batch_size=17)
+    found = result.metrics
     ranks = []
     holdout = data.holdout("test")
     for start, end, target in zip(holdout.starts, holdout.ends, holdout.targets,
@@ -74,11 +75,12 @@ def test_full_ranking_equals_brute_force(data, model, exclude_seen, max_len):
     assert found.keys() == expected.keys()
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, abs=1e-12), key
+    assert result.users == len(holdout) and result.tied_users == {10: 0, 20: 0}  # random floats
 
 
 def test_uni100_equals_brute_force(data, model):
-    found, _ = evaluate_next_item(model, data, "val", max_len=50, protocol="uni100", seed=3,
-                                  batch_size=10_000)
+    found = evaluate_next_item(model, data, "val", max_len=50, protocol="uni100", seed=3,
+                               batch_size=10_000).metrics
     holdout = data.holdout("val")
     # the evaluator batches rows by input length; the draws follow that order
     holdout = holdout.rows(np.argsort(np.minimum(holdout.ends - holdout.starts, 50),
@@ -94,7 +96,7 @@ def test_uni100_equals_brute_force(data, model):
     expected = brute_force(ranks)
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, abs=1e-12), key
-    again, _ = evaluate_next_item(model, data, "val", max_len=50, protocol="uni100", seed=3)
+    again = evaluate_next_item(model, data, "val", max_len=50, protocol="uni100", seed=3).metrics
     assert again == found  # seeded: the same negatives and tie draws every time
 
 
@@ -104,10 +106,32 @@ def test_ties_are_neutral_not_by_id():
     histories = [[str(2 + u % 49), "1", "1"] for u in range(4000)]
     data = sequences_from_lists(histories)
     model = LastItemModel(torch.zeros(data.vocab_size, data.vocab_size))
-    found, _ = evaluate_next_item(model, data, "test", max_len=5, ks=(10,))
+    result = evaluate_next_item(model, data, "test", max_len=5, ks=(10,))
+    found = result.metrics
     assert data.num_items == 50
+    assert result.tied_users == {10: 4000}  # all 50 items tie, across every cutoff
     assert found["hit@10"] == pytest.approx(10 / 50, abs=0.02)
     assert found["mrr"] == pytest.approx(np.mean(1 / np.arange(1, 51)), abs=0.01)
+
+
+def test_ties_across_the_cutoff_are_counted():
+    # Item scores 3, 2, 2, 2, 1, ... (item 1 first): a target in the group of 2s ties across
+    # K = 2 and 3 (best rank 1, worst 3) but not across K = 1 or 4.
+    histories = [["1", str(target), "1"] for target in (2, 3, 4, 5, 6)] + [["1", "7", "2"]]
+    data = sequences_from_lists(histories)
+    table = torch.zeros(data.vocab_size, data.vocab_size)
+    ids = {item: index + 1 for index, item in enumerate(sorted(
+        {item for history in histories for item in history}, key=int))}
+    for item, score in (("2", 3.0), ("3", 2.0), ("4", 2.0), ("5", 2.0), ("6", 1.0)):
+        table[:, ids[item]] = score
+    result = evaluate_next_item(LastItemModel(table), data, "test", max_len=5,
+                                names=["hit@1", "hit@2", "hit@3", "hit@4"])
+    # Test targets: 1 (last item of five histories; score 0, tied with item 7) and 2 (score 3).
+    assert result.tied_users == {1: 0, 2: 0, 3: 0, 4: 0}
+    val = evaluate_next_item(LastItemModel(table), data, "val", max_len=5,
+                             names=["hit@1", "hit@2", "hit@3", "hit@4"])
+    # Validation targets: 2, 3, 4, 5, 6, 7. Items 3-5 tie at ranks 1-3.
+    assert val.tied_users == {1: 0, 2: 3, 3: 3, 4: 0}
 
 
 def test_metric_names_and_errors(data, model):

@@ -51,6 +51,8 @@ def test_train_writes_the_results_document(run_dir):
     assert document["dataset"]["users"] == 60 and document["dataset"]["items"] == 30
     assert {"ndcg@10", "recall@10", "hit@20", "ndcg@20", "mrr"} <= set(document["metrics"]["test"])
     assert "ndcg@10" in document["metrics"]["val"]
+    ties = document["evaluation"]["test"]
+    assert ties["users"] == 60 and set(ties["users_tied_at_cutoff"]) == {"10", "20"}
     table = document["embedding"]["tables"][0]
     assert table["method"] == "graph_popularity" and table["num_embeddings"] == 31
     assert document["memory_bytes"]["embeddings"] <= 31 * 8 * 4 // 2

@@ -10,14 +10,17 @@ Protocols:
 
 Ties are broken neutrally: the target takes a seeded uniformly random place among the
 candidates that score exactly as it does, never a place decided by its id. With one target,
-``rank`` (0-based) gives every metric (``metrics_from_ranks``).
+``rank`` (0-based) gives every metric (``metrics_from_ranks``). ``NextItemResult.tied_users[K]``
+counts the users whose target ties with candidates on both sides of the cutoff K (the random
+place decides whether it is in the top K).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,6 +39,24 @@ DEFINITIONS = {
             "DCG of one relevant item is 1)",
     "mrr": "1 / (1-based rank of the target among all candidates), no cutoff",
 }
+TIE_RULE = ("the target takes a seeded uniformly random place among the candidates of its "
+            "exact score, never a place decided by its id")
+
+
+@dataclass
+class NextItemResult:
+    """Mean metrics over the ``users`` evaluated; ``tied_users[K]``: how many of them had a
+    tie across the cutoff K."""
+
+    metrics: dict[str, float]
+    seconds: float
+    users: int
+    tied_users: dict[int, int]
+
+    def details(self) -> dict[str, Any]:
+        """What a results document records next to the metrics."""
+        return {"users": self.users, "tie_rule": TIE_RULE,
+                "users_tied_at_cutoff": {str(k): n for k, n in self.tied_users.items()}}
 
 
 def check_metric_name(name: str) -> None:
@@ -46,13 +67,21 @@ def check_metric_name(name: str) -> None:
                       f"{', '.join(CUTOFF_METRICS)} at a cutoff >= 1); got {name!r}.")
 
 
-def neutral_ranks(scores: Tensor, target_scores: Tensor, generator: torch.Generator) -> Tensor:
-    """0-based rank of each row's target: ``[R, C]`` candidate scores (the target among them)
-    and ``[R]`` target scores -> ``LongTensor[R]``, ties ordered at random."""
+def neutral_ranks(scores: Tensor, target_scores: Tensor,
+                  generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """0-based rank of each row's target, ties ordered at random: ``[R, C]`` candidate scores
+    (the target among them) and ``[R]`` target scores -> ``(ranks LongTensor[R], span
+    LongTensor[R, 2])``, ``span`` being the best and worst rank the tie allows."""
     greater = (scores > target_scores[:, None]).sum(1)
     tied = (scores == target_scores[:, None]).sum(1).clamp(min=1)  # the target and its equals
     draw = torch.rand(len(tied), generator=generator, dtype=torch.float64)
-    return greater + (draw * tied).long().clamp(max=tied - 1)
+    ranks = greater + (draw * tied).long().clamp(max=tied - 1)
+    return ranks, torch.stack([greater, greater + tied - 1], 1)
+
+
+def tied_at_cutoffs(spans: Tensor, ks: Sequence[int]) -> dict[int, int]:
+    """Users whose tie span covers ranks on both sides of each cutoff K (``K - 1`` and ``K``)."""
+    return {k: int(((spans[:, 0] < k) & (spans[:, 1] >= k)).sum()) for k in ks}
 
 
 def metrics_from_ranks(ranks: Tensor, names: Sequence[str]) -> dict[str, float]:
@@ -106,8 +135,9 @@ def evaluate_next_item(model: torch.nn.Module, data: Sequences, split: str, *, m
                        ks: Sequence[int] = (10, 20), protocol: Protocol = "full",
                        exclude_seen: bool = False, seed: int = 0,
                        names: Sequence[str] | None = None,
-                       batch_size: int = 512) -> tuple[dict[str, float], float]:
-    """Metrics (``metric_names(ks)`` or ``names``) of ``split`` and the seconds taken.
+                       batch_size: int = 512) -> NextItemResult:
+    """Metrics (``metric_names(ks)`` or ``names``) of ``split``, the seconds taken and the
+    users tied at each cutoff.
 
     ``model`` has ``score_all(inputs, lengths) -> [B, num_items + 1]`` and
     ``score_items(inputs, lengths, items [B, C]) -> [B, C]`` (``SASRec``).
@@ -123,23 +153,28 @@ def evaluate_next_item(model: torch.nn.Module, data: Sequences, split: str, *, m
     code = {"val": 1, "test": 2}[split]  # val and test draw apart, each the same every time
     generator = torch.Generator().manual_seed(seed * 7 + code)
     negatives = UniformNegatives(data, seed * 7 + code) if protocol == "uni100" else None
-    ranks = []
+    ranks, spans = [], []
     start = time.perf_counter()
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for begin in range(0, len(holdout), batch_size):
             rows = slice(begin, begin + batch_size)
-            ranks.append(_batch_ranks(model, data, holdout, rows, max_len, negatives,
-                                      exclude_seen, generator))
+            batch_ranks, batch_spans = _batch_ranks(model, data, holdout, rows, max_len,
+                                                    negatives, exclude_seen, generator)
+            ranks.append(batch_ranks)
+            spans.append(batch_spans)
     model.train(was_training)
-    found = metrics_from_ranks(torch.cat(ranks), names or metric_names(ks))
-    return found, time.perf_counter() - start
+    names = list(names or metric_names(ks))
+    found = metrics_from_ranks(torch.cat(ranks), names)
+    cutoffs = sorted({int(name.partition("@")[2]) for name in names if "@" in name})
+    return NextItemResult(found, time.perf_counter() - start, len(holdout),
+                          tied_at_cutoffs(torch.cat(spans), cutoffs))
 
 
 def _batch_ranks(model: torch.nn.Module, data: Sequences, holdout: Holdout, rows: slice,
                  max_len: int, negatives: UniformNegatives | None, exclude_seen: bool,
-                 generator: torch.Generator) -> Tensor:
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
     inputs, lengths = pad_windows(data.items, last_window(holdout.starts[rows],
                                                           holdout.ends[rows], max_len),
                                   holdout.ends[rows])

@@ -251,11 +251,11 @@ class SequentialTask(Task):
 
     def evaluate(self, model: RecModel, data: Sequences, split: str, config: RunConfig,
                  metric: str | None = None) -> Evaluation:
-        metrics, seconds = evaluate_next_item(
+        result = evaluate_next_item(
             model, data, split, max_len=model.max_len, ks=config.ks, protocol=config.eval,
             exclude_seen=config.exclude_seen, seed=config.seed,
             names=None if metric is None else [metric])
-        return Evaluation(metrics, seconds)
+        return Evaluation(result.metrics, result.seconds, result.details())
 
     def run_record(self, config: SequentialConfig) -> dict[str, Any]:
         return {"eval": config.eval, "exclude_seen": config.exclude_seen,
