@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from slimrec.cli.output import split_list
 from slimrec.errors import ConfigError
@@ -39,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     recommender = Recommender.load(args.model)
     if args.history is not None:
-        results = [_for_history(recommender, split_list(args.history, "--history"), args)]
+        history = split_list(args.history, "--history")
+        # A retrieval model folds a new user in (never returning the history's items); a
+        # sequential one predicts the next items, the history's own too with --include-seen.
+        results = [recommender.recommend_history(history, k=args.k)
+                   if isinstance(recommender, Recommender)
+                   else recommender.recommend(history, k=args.k,
+                                              exclude_seen=not args.include_seen)]
     elif not isinstance(recommender, Recommender):
         raise ConfigError(f"{args.model} holds a sequential model: it recommends the next items "
                           "after a history, not for a stored user; give --history ITEM,ITEM,...")
@@ -61,12 +66,3 @@ def run(args: argparse.Namespace) -> int:
           f"{len(results) - served} unknown), k={args.k}")
     return 0
 
-
-def _for_history(recommender: Any, history: list[str], args: argparse.Namespace) -> Any:
-    """A sequential model's next items (the history's own items unless ``--include-seen``),
-    or a retrieval model's folded-in new user (which never returns the history's items)."""
-    from slimrec.serve.recommender import Recommender
-
-    if isinstance(recommender, Recommender):
-        return recommender.recommend_history(history, k=args.k)
-    return recommender.recommend(history, k=args.k, exclude_seen=not args.include_seen)
