@@ -27,10 +27,19 @@ def main() -> None:
                         "replacing the reference (default <dataset>_mf_full_reference)")
     parser.add_argument("--lr", type=float, help="a pilot at another learning rate (give "
                         "--name too; choose among pilots on validation recall@20 only)")
+    parser.add_argument("--epochs", type=int, help="another epoch cap, for a pilot whose best "
+                        "epoch was its cap (give --name too)")
+    parser.add_argument("--seed", type=int, help="another seed (split, initialisation, tie "
+                        "order; give --name too)")
     args = parser.parse_args()
-    if args.lr is not None and args.name is None:
-        parser.error("--lr needs --name: a pilot must not replace the reference file")
-    updates = {} if args.lr is None else {"train": {"lr": args.lr}}
+    changed = {"lr": args.lr, "epochs": args.epochs}
+    train = {key: value for key, value in changed.items() if value is not None}
+    if (train or args.seed is not None) and args.name is None:
+        parser.error("--lr, --epochs and --seed need --name: a pilot must not replace the "
+                     "reference file")
+    updates: dict = {"train": train}
+    if args.seed is not None:
+        updates["seed"] = args.seed
     config = retrieval_config(protocol_for(args.dataset, args.data_dir), **updates)
     start = time.perf_counter()
     name = args.name or f"{args.dataset}_mf_full_reference"

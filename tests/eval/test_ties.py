@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from slimrec.data.interactions import Interactions
-from slimrec.eval.ranking import evaluate_ranking, neutral_top, tie_order
+from slimrec.eval.ranking import TOPK_BLOCK, block_topk, evaluate_ranking, neutral_top, tie_order
 
 SEEDS = range(200)
 
@@ -94,6 +94,32 @@ def test_untied_scores_are_ranked_as_topk_ranks_them():
     top, _, crossing = neutral_top(scores, 20, tie_order(500, 1))
     assert torch.equal(top, torch.topk(scores, 20, dim=1).indices)
     assert not crossing.any()
+
+
+@pytest.mark.parametrize("columns", [2 * 21 * TOPK_BLOCK - 1, 2 * 21 * TOPK_BLOCK, 5000, 40_981])
+def test_block_topk_returns_the_values_of_topk(columns):
+    generator = torch.Generator().manual_seed(columns)
+    scores = torch.randn(40, columns, generator=generator)
+    scores[:20] = (scores[:20] * 2).round()  # rows full of ties
+    scores[:, ::3] = -torch.inf  # masked items
+    scores[5, :-3] = -torch.inf  # a row whose top items sit in the last, partial block
+    values, top = block_topk(scores, 21)
+    assert torch.equal(values, torch.topk(scores, 21, dim=1).values)
+    assert torch.equal(scores.gather(1, top), values)
+    assert (top.sort(dim=1).values.diff(dim=1) > 0).all()  # no column twice
+
+
+def test_neutral_top_on_long_rows_orders_by_score_then_rank():
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 6, (30, 4000), generator=generator).float()  # heavy ties
+    scores[::2, ::2] = -torch.inf
+    rank = tie_order(4000, seed=2)
+    top, values, crossing = neutral_top(scores, 20, rank)
+    for row in range(len(scores)):
+        expected = np.lexsort((rank.numpy(), -scores[row].numpy()))[:20]
+        assert top[row].tolist() == expected.tolist()
+    assert torch.equal(values, scores.gather(1, top))
+    assert crossing.all()
 
 
 def test_the_tie_order_is_a_seeded_permutation():

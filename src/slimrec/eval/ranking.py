@@ -66,6 +66,35 @@ def tie_order(num_items: int, seed: int) -> Tensor:
     return torch.randperm(num_items, generator=torch.Generator().manual_seed(seed))
 
 
+# Columns per block of ``block_topk``: measured fastest on Gowalla's 40,981 items (16-256 tried).
+TOPK_BLOCK = 64
+
+
+def block_topk(scores: Tensor, k: int, block: int = TOPK_BLOCK) -> tuple[Tensor, Tensor]:
+    """``torch.topk(scores, k, dim=1)`` (values descending, and the columns holding them), about
+    twice as fast on long rows.
+
+    Only the ``k`` blocks of ``block`` columns with the largest maxima can hold the top ``k``:
+    ``k`` blocks each hold a value at least the k-th block maximum, so the k-th score is no
+    smaller, and every block outside them has a maximum no larger. One pass of block maxima
+    and a top-k over ``k * block`` candidates then replace a top-k over the whole row. The
+    values are exactly those of ``torch.topk``; among equal values the columns may differ, as
+    they may between ``torch.topk`` calls (callers that care break ties by ``tie_order``).
+    """
+    blocks = scores.shape[1] // block
+    if blocks < 2 * k:
+        return torch.topk(scores, k, dim=1)
+    whole = blocks * block
+    maxima = scores[:, :whole].unflatten(1, (blocks, block)).amax(dim=2)
+    chosen = torch.topk(maxima, k, dim=1, sorted=False).indices
+    columns = (chosen[:, :, None] * block + torch.arange(block)).flatten(1)
+    # The last columns, fewer than a block, are always candidates.
+    tail = torch.arange(whole, scores.shape[1]).expand(len(scores), -1)
+    columns = torch.cat([columns, tail], dim=1)
+    values, where = torch.topk(scores.gather(1, columns), k, dim=1)
+    return values, columns.gather(1, where)
+
+
 def _fill_tied(scores: Tensor, values: Tensor, top: Tensor, rows: Tensor, rank: Tensor,
                chunk: int = 256) -> None:
     """For ``rows`` whose k-th score ties with items outside ``top`` (k = ``top.shape[1]``),
@@ -81,9 +110,10 @@ def _fill_tied(scores: Tensor, values: Tensor, top: Tensor, rows: Tensor, rank: 
         part = rows[begin: begin + chunk]
         threshold = values[part, k - 1, None]
         above = (values[part] > threshold).sum(1, keepdim=True)
-        # Untied items get a rank past every real one, so topk(smallest) picks tied items.
-        candidates = torch.where(scores[part] == threshold, rank, len(rank))
-        chosen = torch.topk(candidates, k, dim=1, largest=False).indices
+        # Tied items get len(rank) - rank >= 1 and untied ones 0: the largest are the tied
+        # items of lowest rank.
+        candidates = torch.where(scores[part] == threshold, len(rank) - rank, 0)
+        chosen = block_topk(candidates, k)[1]
         refill = chosen.gather(1, (slot - above).clamp(min=0))
         top[part] = torch.where(slot >= above, refill, top[part])
 
@@ -94,7 +124,7 @@ def neutral_top(scores: Tensor, k: int, rank: Tensor) -> tuple[Tensor, Tensor, T
     ``crossing`` marks rows whose k-th score ties with an item left out. ``k`` must not exceed
     the row length."""
     width = min(k + 1, scores.shape[1])
-    values, top = torch.topk(scores, width, dim=1)
+    values, top = block_topk(scores, width)
     crossing = torch.zeros(len(scores), dtype=torch.bool)
     if width > k:
         crossing = values[:, k] == values[:, k - 1]
