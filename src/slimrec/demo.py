@@ -1,7 +1,7 @@
 """``slimrec demo``: the main job on the embedded synthetic data, offline, in under a minute.
 
 Trains MF-BPR with the full table and with a few compression methods at a 10% budget (two
-hashing baselines, int8 quantization, and the graph family: the paper's GraphHash, ``graph``
+hashing baselines, low-bit quantization, and the graph family: the paper's GraphHash, ``graph``
 with spare rows for frequent ids, ``graph_popularity`` with popularity levels), then prints
 accuracy against memory and draws the Pareto plot (``pareto.png``, as ``slimrec bench`` does).
 Every run is written under the output folder.
