@@ -57,8 +57,15 @@ class RankingResult:
 
     def details(self) -> dict[str, Any]:
         """What results.json records of the evaluation beside the metrics."""
-        return {"users": self.num_users, "tie_rule": TIE_RULE, "tie_seed": self.tie_seed,
-                "users_tied_at_cutoff": {str(k): n for k, n in self.tied_users.items()}}
+        return {**evaluation_record(self.num_users, TIE_RULE, self.tied_users),
+                "tie_seed": self.tie_seed}
+
+
+def evaluation_record(users: int, tie_rule: str, tied_users: dict[int, int]) -> dict[str, Any]:
+    """The record every evaluator writes beside its metrics: the users evaluated, the rule
+    that broke score ties, and how many users had a tie across each cutoff K."""
+    return {"users": users, "tie_rule": tie_rule,
+            "users_tied_at_cutoff": {str(k): n for k, n in tied_users.items()}}
 
 
 def tie_order(num_items: int, seed: int) -> Tensor:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from slimrec.data.sequences import Holdout, Sequences, last_window, pad_windows
 from slimrec.errors import ConfigError, DataError
+from slimrec.eval.ranking import evaluation_record
 
 Protocol = Literal["full", "uni100"]
 SAMPLED_NEGATIVES = 100
@@ -55,8 +56,7 @@ class NextItemResult:
 
     def details(self) -> dict[str, Any]:
         """What a results document records next to the metrics."""
-        return {"users": self.users, "tie_rule": TIE_RULE,
-                "users_tied_at_cutoff": {str(k): n for k, n in self.tied_users.items()}}
+        return evaluation_record(self.users, TIE_RULE, self.tied_users)
 
 
 def check_metric_name(name: str) -> None:
