@@ -19,7 +19,7 @@ class TrainConfig(FrozenConfig):
 
     epochs: int = Field(50, ge=1, description="most epochs to train")
     batch_size: int = Field(4096, ge=1, description="training rows per step")
-    lr: float = Field(1e-3, gt=0, description="learning rate (Adam; SparseAdam for row-sparse "
+    lr: float = Field(1e-3, gt=0, description="learning rate (Adam; lazy Adam for row-sparse "
                       "tables)")
     lr_schedule: Literal["milestones", "plateau"] = Field(
         "milestones", description="milestones: lr times lr_gamma after each of lr_milestones; "

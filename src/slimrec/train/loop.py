@@ -27,6 +27,7 @@ from slimrec.models.base import RecModel
 from slimrec.tasks import RunConfig, Task, get_task
 from slimrec.train.config import TrainConfig
 from slimrec.train.distributed import LOCAL, Strategy
+from slimrec.train.lazy_adam import LazyAdam
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Optimizers:
             # dominated a dense-table BPR step. Same update rule, other float rounding.
             self.optimizers.append(torch.optim.Adam(dense, lr=lr, fused=True))
         if sparse:
-            self.optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+            self.optimizers.append(LazyAdam(sparse, lr=lr))
 
     def set_lr(self, lr: float) -> None:
         for optimizer in self.optimizers:
