@@ -183,9 +183,10 @@ class RetrievalModel(RecModel):
         """Scores of ``(users[k], items[k])`` pairs: LongTensor[B] x LongTensor[B] -> Tensor[B]."""
         raise NotImplementedError
 
-    def bpr_terms(self, users: Tensor, positives: Tensor,
-                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Positive scores, negative scores and the L2 term of the batch's embeddings."""
+    def bpr_terms(self, users: Tensor, positives: Tensor, negatives: Tensor,
+                  penalty: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Positive scores, negative scores and the L2 term of the batch's embeddings (None
+        unless ``penalty``: with L2 0 its forward and backward passes cost ~40% of an MF step)."""
         raise NotImplementedError
 
     def scorer(self, stored: bool = False) -> Scorer:

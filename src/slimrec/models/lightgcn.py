@@ -162,13 +162,15 @@ class LightGCN(RetrievalModel):
         _, final = self.propagate()
         return (final[users] * final[items + self.num_users]).sum(-1)
 
-    def bpr_terms(self, users: Tensor, positives: Tensor,
-                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def bpr_terms(self, users: Tensor, positives: Tensor, negatives: Tensor,
+                  penalty: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
         ego, final = self.propagate()
         offset = self.num_users
         user_vectors = final[users]
         positive = (user_vectors * final[positives + offset]).sum(-1)
         negative = (user_vectors * final[negatives + offset]).sum(-1)
+        if not penalty:
+            return positive, negative, None
         # As in the paper, L2 applies to the ego (layer-0) rows of the batch.
         l2 = (ego[users].square().sum() + ego[positives + offset].square().sum()
               + ego[negatives + offset].square().sum()) / 2

@@ -28,14 +28,16 @@ class MF(RetrievalModel):
     def score(self, users: Tensor, items: Tensor) -> Tensor:
         return (self.user_table(users) * self.item_table(items)).sum(-1)
 
-    def bpr_terms(self, users: Tensor, positives: Tensor,
-                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def bpr_terms(self, users: Tensor, positives: Tensor, negatives: Tensor,
+                  penalty: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
         user_vectors = self.user_table(users)
         # One lookup (and one gradient to accumulate) for the positive and negative items.
         item_vectors = self.item_table(torch.cat([positives, negatives]))
         positive_vectors, negative_vectors = item_vectors.split(len(positives))
         positive = (user_vectors * positive_vectors).sum(-1)
         negative = (user_vectors * negative_vectors).sum(-1)
+        if not penalty:
+            return positive, negative, None
         l2 = (user_vectors.square().sum() + item_vectors.square().sum()) / 2
         return positive, negative, l2
 

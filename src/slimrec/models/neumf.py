@@ -104,15 +104,18 @@ class NeuMF(RetrievalModel):
     def score(self, users: Tensor, items: Tensor) -> Tensor:
         return self._towers(self.user_table(users), self.item_table(items))
 
-    def bpr_terms(self, users: Tensor, positives: Tensor,
-                  negatives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def bpr_terms(self, users: Tensor, positives: Tensor, negatives: Tensor,
+                  penalty: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
         user_rows = self.user_table(users)
         positive_rows = self.item_table(positives)
         negative_rows = self.item_table(negatives)
+        positive = self._towers(user_rows, positive_rows)
+        negative = self._towers(user_rows, negative_rows)
+        if not penalty:
+            return positive, negative, None
         l2 = (user_rows.square().sum() + positive_rows.square().sum()
               + negative_rows.square().sum()) / 2
-        return (self._towers(user_rows, positive_rows), self._towers(user_rows, negative_rows),
-                l2)
+        return positive, negative, l2
 
     def scorer(self, stored: bool = False, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Scorer:
         """Rank all items in item chunks of at most ``max_elements`` MLP activations per batch.

@@ -191,8 +191,9 @@ class RetrievalTask(Task):
 
     def loss(self, model: RecModel, batch: PairBatch, l2: float) -> Tensor:
         positive, negative, penalty = model.bpr_terms(batch.users, batch.positives,
-                                                      batch.negatives)
-        return F.softplus(negative - positive).mean() + l2 * penalty / batch.size
+                                                      batch.negatives, penalty=l2 > 0)
+        loss = F.softplus(negative - positive).mean()
+        return loss if penalty is None else loss + l2 * penalty / batch.size
 
     def has_split(self, data: Interactions, split: str) -> bool:
         return bool((data.val if split == "val" else data.test).nnz)
