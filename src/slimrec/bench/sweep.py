@@ -198,14 +198,18 @@ def _by_data(grid: list[Cell], task: Task) -> Iterator[list[Cell]]:
         yield [cell for cell in grid if task.data_key(cell.config) == key]
 
 
-def _select(grid: list[Cell], bench: BenchConfig, only_methods: list[str] | None) -> list[Cell]:
-    if only_methods is None:
-        return grid
-    unknown = sorted(set(only_methods) - set(bench.methods))
-    if unknown:
-        raise ConfigError(f"--methods: {', '.join(unknown)} not in the sweep's methods "
-                          f"({', '.join(bench.methods)}).")
-    return [cell for cell in grid if cell.config.embedding in only_methods]
+def _select(grid: list[Cell], bench: BenchConfig, only_methods: list[str] | None,
+            only_seeds: list[int] | None = None) -> list[Cell]:
+    """The cells of ``only_methods`` and ``only_seeds`` (each: all when None)."""
+    for flag, chosen, known in (("--methods", only_methods, bench.methods),
+                                ("--seeds", only_seeds, bench.seeds)):
+        unknown = sorted(set(chosen or ()) - set(known))
+        if unknown:
+            raise ConfigError(f"{flag}: {', '.join(map(str, unknown))} not in the sweep's "
+                              f"{flag[2:]} ({', '.join(map(str, known))}).")
+    return [cell for cell in grid
+            if (only_methods is None or cell.config.embedding in only_methods)
+            and (only_seeds is None or cell.config.seed in only_seeds)]
 
 
 def _run_local(todo: list[Cell], bench: BenchConfig, command: str) -> Iterator[dict[str, Any]]:
@@ -220,9 +224,10 @@ def _run_local(todo: list[Cell], bench: BenchConfig, command: str) -> Iterator[d
 
 def run_bench(bench: BenchConfig, command: str | None = None,
               only_methods: list[str] | None = None, executor: str = "local",
-              address: str | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished cell (only those of ``only_methods`` when given), then return the
-    documents of all finished cells of the grid, in grid order.
+              address: str | None = None,
+              only_seeds: list[int] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished cell (only those of ``only_methods`` and ``only_seeds`` when
+    given), then return the documents of all finished cells of the grid, in grid order.
 
     ``executor``: "local" runs cells one by one here; "ray" runs each as a Ray task
     (``bench/ray_executor.py``) on the cluster at ``address``, or on a local Ray instance.
@@ -230,7 +235,7 @@ def run_bench(bench: BenchConfig, command: str | None = None,
     command = command or " ".join(sys.argv)
     task = get_task(bench.task)
     whole = cells(bench)
-    grid = _select(whole, bench, only_methods)
+    grid = _select(whole, bench, only_methods, only_seeds)
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     if executor == "ray":
         from slimrec.bench import ray_executor
@@ -265,11 +270,11 @@ def describe(document: dict[str, Any], metric: str) -> str:
             f"train={document['timing']['train_seconds']:.0f}s")
 
 
-def finished_documents(bench: BenchConfig,
-                       only_methods: list[str] | None = None) -> list[dict[str, Any]]:
+def finished_documents(bench: BenchConfig, only_methods: list[str] | None = None,
+                       only_seeds: list[int] | None = None) -> list[dict[str, Any]]:
     """Documents of the grid's cells that have finished (or were found infeasible), only
-    those of ``only_methods`` when given."""
-    return _finished(_select(cells(bench), bench, only_methods), bench)
+    those of ``only_methods`` and ``only_seeds`` when given."""
+    return _finished(_select(cells(bench), bench, only_methods, only_seeds), bench)
 
 
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:

@@ -22,6 +22,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "e.g. /tmp/slimrec-bench.lock")
     add("--methods", help="run only these of the config's methods, e.g. full,graph (the "
         "report still covers every finished cell)")
+    add("--seeds", help="run only these of the config's seeds, e.g. 0 (every method's first "
+        "seed before the others' second)")
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars (default: the config's)")
     add("--executor", choices=["local", "ray"], default="local",
@@ -40,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
     bench = layered_config(BenchConfig, args.config,
                            {"out": args.out, "progress": args.progress, "lock": args.lock})
     methods = split_list(args.methods, "--methods")
+    seeds = split_list(args.seeds, "--seeds", int)
     if args.report_only:
-        documents = finished_documents(bench, only_methods=methods)
+        documents = finished_documents(bench, only_methods=methods, only_seeds=seeds)
     else:
         documents = run_bench(bench, command=command_line(), only_methods=methods,
-                              executor=args.executor, address=args.address)
+                              executor=args.executor, address=args.address, only_seeds=seeds)
     documents += load_results(args.extra or [])
     paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
                          title=f"{bench.dataset} ({bench.task})")
