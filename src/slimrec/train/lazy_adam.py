@@ -4,8 +4,8 @@ The update is ``torch.optim.SparseAdam``'s, operation for operation (the tests c
 parameters are bit-identical after many steps), written with ``index_select`` /
 ``index_copy_`` / ``index_add_`` on the coalesced rows instead of sparse-tensor arithmetic
 (``sparse_mask`` and sparse additions). On a Gowalla-sized table (40,981 x 64, 4,096 rows per
-step) a step takes 4.2 ms instead of 7.6 ms at one thread, and the optimizer step was two thirds
-of a lazy-Adam BPR step (issue 12: the MF whole-run time).
+step) a step took 4.2-4.3 ms instead of 7.2-7.6 ms at one thread in two measurements, and the
+optimizer step was two thirds of a lazy-Adam BPR step (issue 12: the MF whole-run time).
 """
 
 from __future__ import annotations
