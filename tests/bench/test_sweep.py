@@ -13,7 +13,7 @@ from slimrec.bench.report import (
     summarize,
     write_report,
 )
-from slimrec.bench.sweep import BenchConfig, cells, finished_documents, run_bench
+from slimrec.bench.sweep import BenchConfig, Only, cells, finished_documents, run_bench
 from slimrec.cli import main
 from slimrec.errors import ConfigError, SlimRecError
 from slimrec.io import file_lock
@@ -68,23 +68,36 @@ def test_finished_cells_are_skipped(finished, monkeypatch):
 
 def test_only_methods_runs_a_subset_and_reports_every_finished_cell(tmp_path):
     config = bench_config(tmp_path, budgets=[1.0])
-    documents = run_bench(config, command="test", only_methods=["hash"])
+    documents = run_bench(config, command="test", only=Only(methods=["hash"]))
     assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_hash_100pct_s0"]
-    documents = run_bench(config, command="test", only_methods=["full"])
+    documents = run_bench(config, command="test", only=Only(methods=["full"]))
     assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_full_100pct_s0",
                                                        "synthetic_mf_hash_100pct_s0"]
     with pytest.raises(ConfigError, match="--methods: qr not in the sweep's methods"):
-        run_bench(config, command="test", only_methods=["qr"])
+        run_bench(config, command="test", only=Only(methods=["qr"]))
 
 
 def test_only_seeds_runs_every_method_at_those_seeds_first(tmp_path):
     config = bench_config(tmp_path, budgets=[1.0], seeds=[0, 1])
-    documents = run_bench(config, command="test", only_seeds=[1])
+    documents = run_bench(config, command="test", only=Only(seeds=[1]))
     assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_full_100pct_s1",
                                                        "synthetic_mf_hash_100pct_s1"]
-    assert len(finished_documents(config, only_seeds=[0])) == 0
+    assert len(finished_documents(config, Only(seeds=[0]))) == 0
     with pytest.raises(ConfigError, match="--seeds: 2 not in the sweep's seeds \\(0, 1\\)"):
-        run_bench(config, command="test", only_seeds=[2])
+        run_bench(config, command="test", only=Only(seeds=[2]))
+
+
+def test_only_budgets_selects_by_budget_however_written(tmp_path):
+    config = bench_config(tmp_path, budgets=["25%"], seeds=[0, 1],
+                          method_budgets={"full": [1.0]})
+    documents = run_bench(config, command="test", only=Only(budgets=["0.25"], seeds=[1]))
+    assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_hash_25pct_s1"]
+    documents = run_bench(config, command="test", only=Only(budgets=["100%"], seeds=[1]))
+    assert [d["bench"]["cell"] for d in documents] == ["synthetic_mf_hash_25pct_s1",
+                                                       "synthetic_mf_full_100pct_s1"]
+    with pytest.raises(ConfigError, match="--budgets: 5pct not in the sweep's budgets "
+                       "\\(25pct, 100pct\\)"):
+        run_bench(config, command="test", only=Only(budgets=[0.05]))
 
 
 def test_report_files(finished):

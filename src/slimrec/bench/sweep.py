@@ -198,18 +198,29 @@ def _by_data(grid: list[Cell], task: Task) -> Iterator[list[Cell]]:
         yield [cell for cell in grid if task.data_key(cell.config) == key]
 
 
-def _select(grid: list[Cell], bench: BenchConfig, only_methods: list[str] | None,
-            only_seeds: list[int] | None = None) -> list[Cell]:
-    """The cells of ``only_methods`` and ``only_seeds`` (each: all when None)."""
-    for flag, chosen, known in (("--methods", only_methods, bench.methods),
-                                ("--seeds", only_seeds, bench.seeds)):
-        unknown = sorted(set(chosen or ()) - set(known))
-        if unknown:
-            raise ConfigError(f"{flag}: {', '.join(map(str, unknown))} not in the sweep's "
-                              f"{flag[2:]} ({', '.join(map(str, known))}).")
-    return [cell for cell in grid
-            if (only_methods is None or cell.config.embedding in only_methods)
-            and (only_seeds is None or cell.config.seed in only_seeds)]
+@dataclass(frozen=True)
+class Only:
+    """The part of the grid to run or report (``--methods``, ``--seeds``, ``--budgets``);
+    each field: every value of the sweep when None."""
+
+    methods: list[str] | None = None
+    seeds: list[int] | None = None
+    budgets: list[str | float] | None = None
+
+    def select(self, grid: list[Cell], bench: BenchConfig) -> list[Cell]:
+        """The cells of ``grid`` chosen; a value the sweep does not have is a ConfigError."""
+        labels = None if self.budgets is None else [budget_label(b) for b in self.budgets]
+        keys = (("--methods", self.methods, lambda cell: cell.config.embedding),
+                ("--seeds", self.seeds, lambda cell: cell.config.seed),
+                ("--budgets", labels, lambda cell: budget_label(cell.config.budget)))
+        for flag, chosen, key in keys:
+            known = list(dict.fromkeys(key(cell) for cell in grid))
+            unknown = sorted(set(chosen or ()) - set(known), key=str)
+            if unknown:
+                raise ConfigError(f"{flag}: {', '.join(map(str, unknown))} not in the sweep's "
+                                  f"{flag[2:]} ({', '.join(map(str, known))}).")
+        return [cell for cell in grid
+                if all(chosen is None or key(cell) in chosen for _, chosen, key in keys)]
 
 
 def _run_local(todo: list[Cell], bench: BenchConfig, command: str) -> Iterator[dict[str, Any]]:
@@ -222,12 +233,10 @@ def _run_local(todo: list[Cell], bench: BenchConfig, command: str) -> Iterator[d
                 yield run_cell(cell, bench, data, command)
 
 
-def run_bench(bench: BenchConfig, command: str | None = None,
-              only_methods: list[str] | None = None, executor: str = "local",
-              address: str | None = None,
-              only_seeds: list[int] | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished cell (only those of ``only_methods`` and ``only_seeds`` when
-    given), then return the documents of all finished cells of the grid, in grid order.
+def run_bench(bench: BenchConfig, command: str | None = None, only: Only = Only(),
+              executor: str = "local", address: str | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished cell (only those ``only`` selects), then return the documents of
+    all finished cells of the grid, in grid order.
 
     ``executor``: "local" runs cells one by one here; "ray" runs each as a Ray task
     (``bench/ray_executor.py``) on the cluster at ``address``, or on a local Ray instance.
@@ -235,7 +244,7 @@ def run_bench(bench: BenchConfig, command: str | None = None,
     command = command or " ".join(sys.argv)
     task = get_task(bench.task)
     whole = cells(bench)
-    grid = _select(whole, bench, only_methods, only_seeds)
+    grid = only.select(whole, bench)
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     if executor == "ray":
         from slimrec.bench import ray_executor
@@ -270,11 +279,10 @@ def describe(document: dict[str, Any], metric: str) -> str:
             f"train={document['timing']['train_seconds']:.0f}s")
 
 
-def finished_documents(bench: BenchConfig, only_methods: list[str] | None = None,
-                       only_seeds: list[int] | None = None) -> list[dict[str, Any]]:
+def finished_documents(bench: BenchConfig, only: Only = Only()) -> list[dict[str, Any]]:
     """Documents of the grid's cells that have finished (or were found infeasible), only
-    those of ``only_methods`` and ``only_seeds`` when given."""
-    return _finished(_select(cells(bench), bench, only_methods, only_seeds), bench)
+    those ``only`` selects."""
+    return _finished(only.select(cells(bench), bench), bench)
 
 
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "report still covers every finished cell)")
     add("--seeds", help="run only these of the config's seeds, e.g. 0 (every method's first "
         "seed before the others' second)")
+    add("--budgets", help="run only these of the config's budgets, e.g. 0.1,1.0 (each "
+        "method's headline budget plus the full table, for the extra seeds)")
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars (default: the config's)")
     add("--executor", choices=["local", "ray"], default="local",
@@ -36,18 +38,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slimrec.bench.report import load_results, write_report
-    from slimrec.bench.sweep import BenchConfig, finished_documents, run_bench
+    from slimrec.bench.sweep import BenchConfig, Only, finished_documents, run_bench
     from slimrec.config import layered_config
 
     bench = layered_config(BenchConfig, args.config,
                            {"out": args.out, "progress": args.progress, "lock": args.lock})
-    methods = split_list(args.methods, "--methods")
-    seeds = split_list(args.seeds, "--seeds", int)
+    only = Only(methods=split_list(args.methods, "--methods"),
+                seeds=split_list(args.seeds, "--seeds", int),
+                budgets=split_list(args.budgets, "--budgets"))
     if args.report_only:
-        documents = finished_documents(bench, only_methods=methods, only_seeds=seeds)
+        documents = finished_documents(bench, only)
     else:
-        documents = run_bench(bench, command=command_line(), only_methods=methods,
-                              executor=args.executor, address=args.address, only_seeds=seeds)
+        documents = run_bench(bench, command=command_line(), only=only,
+                              executor=args.executor, address=args.address)
     documents += load_results(args.extra or [])
     paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
                          title=f"{bench.dataset} ({bench.task})")
