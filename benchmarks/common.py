@@ -52,8 +52,13 @@ def updated(config: C, **updates: Any) -> C:
     return parse_config(type(config), {**values, **updates, "train": train}, where="cell")
 
 
+def budget_slug(budget: str | float) -> str:
+    """A budget as it appears in result file names: ``"5%"`` -> ``"5pct"``."""
+    return str(budget).replace("%", "pct")
+
+
 def cell_name(config: RunConfig) -> str:
-    budget = "full" if config.budget is None else str(config.budget).replace("%", "pct")
+    budget = "full" if config.budget is None else budget_slug(config.budget)
     return f"{config.dataset}_{config.model}_{config.embedding}_{budget}"
 
 

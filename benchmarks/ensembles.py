@@ -33,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from common import RESULTS, RUNS, command, ctr_config, retrieval_config, updated
+from common import RESULTS, RUNS, budget_slug, command, ctr_config, retrieval_config, updated
 from ctr_grid import LOCK, PROTOCOL
 from protocol import GOWALLA_MF, SHARED_DATA
 from slimrec.ensemble import train_ensemble
@@ -51,7 +51,7 @@ METRICS = {"ctr": ("auc", "logloss"), "retrieval": ("recall@20", "ndcg@20")}
 
 
 def name(dataset: str, model: str, method: str, budget: str, k: int, seed: int) -> str:
-    return f"{dataset}_{model}_{method}_{budget.replace('%', 'pct')}_k{k}_s{seed}"
+    return f"{dataset}_{model}_{method}_{budget_slug(budget)}_k{k}_s{seed}"
 
 
 def base_config(dataset: str, model: str, method: str, budget: str) -> RunConfig:
