@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from slimrec.data.splits import carve_validation
-from slimrec.embeddings import build_embedding
+from slimrec.embeddings import EmbeddingSpec, build_embedding
 from slimrec.errors import ConfigError
 from slimrec.eval.ranking import evaluate_ranking
 from slimrec.models import NeuMF
@@ -42,6 +42,24 @@ def test_scorer_writes_into_buffer_and_one_hidden_layer(tiny_data):
     assert out.data_ptr() == buffer.data_ptr()
     torch.testing.assert_close(out, naive_scores(model, torch.arange(3), tiny_data.num_items),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_shared_item_rows_are_scored_once_and_tie_exactly(tiny_data):
+    """A hashed item table: the MLP runs over its 5 distinct vectors, spread to every item."""
+    items = build_embedding(EmbeddingSpec("hash", {"num_buckets": 5}), tiny_data.num_items, 16,
+                            seed=1)
+    model = NeuMF(build_embedding("full", tiny_data.num_users, 16, seed=0), items,
+                  NeuMFConfig(hidden=[12, 6]))
+    users = torch.arange(6)
+    buffer = torch.empty(len(users), tiny_data.num_items)
+    scores = model.scorer(max_elements=50)(users, buffer)
+    assert scores.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(scores, naive_scores(model, users, tiny_data.num_items),
+                               atol=1e-5, rtol=1e-5)
+    _, bucket = items.distinct_rows()
+    for row in range(5):
+        columns = scores[:, bucket == row]
+        assert columns.shape[1] > 1 and torch.equal(columns, columns[:, :1].expand_as(columns))
 
 
 def test_shapes_and_dense_bytes(tiny_data):

@@ -122,7 +122,11 @@ class NeuMF(RetrievalModel):
         The item side of the MLP is precomputed in fp32, so ``stored`` changes nothing.
 
         Done once here: the item rows, the item half of the first MLP layer ``(I, h1)`` and the
-        GMF item factors ``q_g ⊙ h_g`` ``(I, gmf_dim)``.
+        GMF item factors ``q_g ⊙ h_g`` ``(I, gmf_dim)``. When items share vectors
+        (``distinct_rows()``), these are computed for the R distinct vectors only and the
+        pairwise MLP runs over R columns instead of I, then each item takes its vector's score:
+        the MLP is most of a NeuMF pass, so this saves about I / R of it, and the items of one
+        vector get bit-identical scores (exact ties).
         """
         if max_elements < 1:
             raise ConfigError(f"max_elements must be an int >= 1; got {max_elements}.")
@@ -132,24 +136,31 @@ class NeuMF(RetrievalModel):
         gmf_weight = self.predict.weight[0, :g].detach()
         mlp_weight = self.predict.weight[0, g:].detach()
         bias = float(self.predict.bias.detach())
+        shared = self.item_table.distinct_rows()
         with torch.no_grad():
-            item_rows = self.item_table.full_weight()
+            item_rows = self.item_table.full_weight() if shared is None else shared[0]
             item_hidden = item_rows[:, g:] @ first.weight[:, mlp_dim:].T + first.bias  # (I, h1)
             item_gmf = item_rows[:, :g] * gmf_weight  # (I, g)
-        num_items, width = item_hidden.shape
+        num_columns, width = item_hidden.shape
+
+        def score_columns(users: Tensor, out: Tensor | None) -> Tensor:
+            """Scores of ``users`` against every row of ``item_rows``: ``(B, num_columns)``."""
+            user_rows = self.user_table(users)
+            user_hidden = user_rows[:, g:] @ first.weight[:, :mlp_dim].T  # (B, h1)
+            out = torch.mm(user_rows[:, :g], item_gmf.T, out=out)  # GMF part
+            out += bias
+            chunk = max(1, max_elements // (len(users) * width))
+            for start in range(0, num_columns, chunk):
+                stop = min(start + chunk, num_columns)
+                # (B, c, h1): the only pairwise tensor, bounded by max_elements.
+                hidden = torch.relu(user_hidden[:, None, :] + item_hidden[None, start:stop])
+                out[:, start:stop] += rest(hidden) @ mlp_weight
+            return out
 
         def score_all(users: Tensor, out: Tensor | None = None) -> Tensor:
             with torch.no_grad():
-                user_rows = self.user_table(users)
-                user_hidden = user_rows[:, g:] @ first.weight[:, :mlp_dim].T  # (B, h1)
-                out = torch.mm(user_rows[:, :g], item_gmf.T, out=out)  # GMF part, (B, I)
-                out += bias
-                chunk = max(1, max_elements // (len(users) * width))
-                for start in range(0, num_items, chunk):
-                    stop = min(start + chunk, num_items)
-                    # (B, c, h1): the only pairwise tensor, bounded by max_elements.
-                    hidden = torch.relu(user_hidden[:, None, :] + item_hidden[None, start:stop])
-                    out[:, start:stop] += rest(hidden) @ mlp_weight
-            return out
+                if shared is None:
+                    return score_columns(users, out)
+                return torch.index_select(score_columns(users, None), 1, shared[1], out=out)
 
         return score_all
