@@ -33,9 +33,10 @@ from slimrec.embeddings.base import EmbeddingTable
 from slimrec.errors import ConfigError
 from slimrec.models.base import RetrievalModel, Scorer, register_model
 
-# 4M fp32 activations (16 MiB) per chunk: large enough that the per-chunk Python overhead is
-# negligible next to the matrix products, small enough to stay in cache-friendly sizes.
-DEFAULT_MAX_ELEMENTS = 1 << 22
+# 512K fp32 activations (2 MiB) per chunk. Scoring 256 users x Gowalla's 40,981 items (hidden
+# 64-32-16, one core) takes ~2.0 s from 128K to 4M elements per chunk, 2.7 s at 64K (Python
+# overhead). The in-place ReLUs and 2-D products below halved it (4.2-5.1 s before).
+DEFAULT_MAX_ELEMENTS = 1 << 19
 
 
 class NeuMFConfig(FrozenConfig):
@@ -131,7 +132,7 @@ class NeuMF(RetrievalModel):
         if max_elements < 1:
             raise ConfigError(f"max_elements must be an int >= 1; got {max_elements}.")
         g = self.gmf_dim
-        first, rest = self.mlp[0], self.mlp[2:]  # rest: after the first ReLU
+        first, *deeper = [layer for layer in self.mlp if isinstance(layer, nn.Linear)]
         mlp_dim = first.in_features // 2
         gmf_weight = self.predict.weight[0, :g].detach()
         mlp_weight = self.predict.weight[0, g:].detach()
@@ -152,9 +153,13 @@ class NeuMF(RetrievalModel):
             chunk = max(1, max_elements // (len(users) * width))
             for start in range(0, num_columns, chunk):
                 stop = min(start + chunk, num_columns)
-                # (B, c, h1): the only pairwise tensor, bounded by max_elements.
-                hidden = torch.relu(user_hidden[:, None, :] + item_hidden[None, start:stop])
-                out[:, start:stop] += rest(hidden) @ mlp_weight
+                # (B, c, h1): the widest pairwise tensor, bounded by max_elements. Every layer
+                # is followed by a ReLU, applied in place: one memory pass fewer per layer.
+                hidden = torch.add(user_hidden[:, None, :], item_hidden[None, start:stop])
+                hidden = hidden.relu_().view(-1, width)
+                for layer in deeper:
+                    hidden = torch.addmm(layer.bias, hidden, layer.weight.T).relu_()
+                out[:, start:stop] += (hidden @ mlp_weight).view(len(users), stop - start)
             return out
 
         def score_all(users: Tensor, out: Tensor | None = None) -> Tensor:
