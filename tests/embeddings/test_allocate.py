@@ -126,6 +126,18 @@ def test_without_a_budget_every_table_is_built_with_the_spec_as_is() -> None:
     assert methods(allocation) == dict.fromkeys(SEVERAL, "hash")
 
 
+@pytest.mark.parametrize("budget", [None, 1.0, "100%"])
+def test_a_full_spec_keeps_its_parameters_at_any_budget(budget) -> None:
+    """A sweep's full table at budget 100% once fell back to the default full table, dropping
+    the fixed init_std and sparse_grad it was given."""
+    spec = EmbeddingSpec("full", {"init_std": 0.01, "sparse_grad": True}, budget)
+    tables = allocate(spec, user_item(), DIM).tables
+    for table in tables.values():
+        assert (table.config.init_std, table.config.sparse_grad) == (0.01, True)
+        assert table.sparse_parameters()
+    assert tables["user"].weight.std().item() == pytest.approx(0.01, rel=0.1)
+
+
 def test_seeds_are_per_request() -> None:
     same = {"a": TableRequest(50, seed=7), "b": TableRequest(50, seed=7),
             "c": TableRequest(50, seed=8)}

@@ -180,7 +180,10 @@ def allocate(spec: EmbeddingSpec, requests: Mapping[str, TableRequest],
     if serves_none():
         # The method serves no table at all: a bad parameter, not a table it cannot serve.
         raise ConfigError(next(iter(unservable.values())))
-    tables = {name: planned[name] if planned[name] is not None
-              else build(name, EmbeddingSpec("full")) for name in requests}
+    # A table the plan keeps full is a plain fp32 table; a "full" spec keeps its own fixed
+    # parameters (init_std, sparse_grad) there, whatever its budget.
+    kept_full = EmbeddingSpec("full", spec.params if spec.method == "full" else {})
+    tables = {name: planned[name] if planned[name] is not None else build(name, kept_full)
+              for name in requests}
     return Allocation(tables, budget_bytes, sum(full.values()),
                       {name: f"kept full: {reason}" for name, reason in unservable.items()})
