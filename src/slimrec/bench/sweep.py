@@ -207,7 +207,7 @@ class Only:
     seeds: list[int] | None = None
     budgets: list[str | float] | None = None
 
-    def select(self, grid: list[Cell], bench: BenchConfig) -> list[Cell]:
+    def select(self, grid: list[Cell]) -> list[Cell]:
         """The cells of ``grid`` chosen; a value the sweep does not have is a ConfigError."""
         labels = None if self.budgets is None else [budget_label(b) for b in self.budgets]
         keys = (("--methods", self.methods, lambda cell: cell.config.embedding),
@@ -244,7 +244,7 @@ def run_bench(bench: BenchConfig, command: str | None = None, only: Only = Only(
     command = command or " ".join(sys.argv)
     task = get_task(bench.task)
     whole = cells(bench)
-    grid = only.select(whole, bench)
+    grid = only.select(whole)
     todo = [cell for cell in grid if not cell.result_path(bench).is_file()]
     if executor == "ray":
         from slimrec.bench import ray_executor
@@ -282,7 +282,7 @@ def describe(document: dict[str, Any], metric: str) -> str:
 def finished_documents(bench: BenchConfig, only: Only = Only()) -> list[dict[str, Any]]:
     """Documents of the grid's cells that have finished (or were found infeasible), only
     those ``only`` selects."""
-    return _finished(only.select(cells(bench), bench), bench)
+    return _finished(only.select(cells(bench)), bench)
 
 
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:
