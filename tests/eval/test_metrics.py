@@ -100,6 +100,28 @@ def test_validation_excludes_only_train():
     assert result.metrics["recall@5"] == pytest.approx(expected["recall"])
 
 
+def test_a_user_sample_is_ranked_exactly_and_drawn_by_the_seed():
+    data, scores = random_case(5, 30, 20)
+    def scorer(users, out=None):
+        return torch.from_numpy(scores[users.numpy()].copy())
+    sampled = evaluate_ranking(scorer, data, "test", ks=(5,), metrics=("recall",), max_users=7,
+                               tie_seed=4)
+    assert sampled.num_users == 7
+    assert evaluate_ranking(scorer, data, "test", ks=(5,), metrics=("recall",), max_users=7,
+                            tie_seed=4).metrics == sampled.metrics
+    users = np.flatnonzero(np.diff(data.test.indptr))
+    chosen = np.random.default_rng(4).choice(users, 7, replace=False)
+    mask = np.zeros(data.num_users, dtype=bool)
+    mask[chosen] = True
+    keep = sp.diags(mask.astype(np.float32))
+    only = Interactions("s", data.user_ids, data.item_ids, data.train, data.val,
+                        sp.csr_matrix(keep @ data.test))
+    expected = brute_force(scores, only.train, only.val, only.test, 5, True)
+    assert sampled.metrics["recall@5"] == pytest.approx(expected["recall"], abs=1e-9)
+    every = evaluate_ranking(scorer, data, "test", ks=(5,), metrics=("recall",), max_users=999)
+    assert every.num_users == users.size
+
+
 def test_truncated_recall_is_never_below_recall():
     hits = torch.tensor([[True, False, True]])
     relevant = torch.tensor([10.0], dtype=torch.float64)
@@ -116,5 +138,7 @@ def test_bad_arguments():
         evaluate_ranking(scorer, data, split="train")
     empty = Interactions("e", data.user_ids, data.item_ids, data.train, data.val,
                          sp.csr_matrix(data.train.shape, dtype=np.float32))
+    with pytest.raises(ConfigError, match="max_users must be a positive integer"):
+        evaluate_ranking(scorer, data, max_users=0)
     with pytest.raises(DataError, match="test split is empty"):
         evaluate_ranking(scorer, empty)

@@ -7,6 +7,7 @@ from slimrec.embeddings import build_embedding
 from slimrec.eval.ranking import evaluate_ranking
 from slimrec.models import MF
 from slimrec.tasks import RetrievalConfig
+from slimrec.tasks.retrieval import RetrievalTask
 from slimrec.train.config import TrainConfig
 from slimrec.train.loop import fit
 
@@ -102,3 +103,13 @@ def test_step_decay_after_a_milestone(data):
     fit(decayed, data, with_train(eval_every=10, epochs=2, lr_milestones=(1,), lr_gamma=1e-30))
     for key, value in decayed.state_dict().items():
         assert torch.allclose(value, one_epoch.state_dict()[key], atol=1e-20), key
+
+
+def test_val_users_samples_the_validation_checks_and_never_the_test(data):
+    model, config = make_model(data), CONFIG.model_copy(update={"val_users": 9})
+    task = RetrievalTask()
+    check = task.evaluate(model, data, "val", config, metric="recall@20")
+    assert check.details["users"] == 9
+    assert task.evaluate(model, data, "val", config).details["users"] == 9
+    every_test_user = int((np.diff(data.test.indptr) > 0).sum())
+    assert task.evaluate(model, data, "test", config).details["users"] == every_test_user

@@ -192,12 +192,15 @@ def evaluate_ranking(
     metrics: Sequence[str] = ("recall", "ndcg", "precision", "hit", "mrr"),
     batch_size: int = 2048,
     tie_seed: int = 0,
+    max_users: int | None = None,
 ) -> RankingResult:
     """Full-ranking metrics at each K for ``split`` ("test" or "val").
 
     ``scorer(users, out)`` returns the ``(len(users), num_items)`` score matrix of the users,
     written into ``out`` when given. Items of equal score are ranked by the random item order
-    of ``tie_seed`` (see the module docstring).
+    of ``tie_seed`` (see the module docstring). ``max_users``: rank only a random sample of this
+    many of the split's users, drawn by ``tie_seed`` (the same users at every call with the same
+    seed, so successive validation checks compare like with like); every user when None.
     """
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val'; got {split!r}.")
@@ -206,6 +209,8 @@ def evaluate_ranking(
         raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}.")
     if not ks or min(ks) < 1:
         raise ConfigError(f"ks must be positive integers; got {list(ks)}.")
+    if max_users is not None and max_users < 1:
+        raise ConfigError(f"max_users must be a positive integer; got {max_users}.")
     target = data.test if split == "test" else data.val
     seen = data.train + data.val if split == "test" and data.val.nnz else data.train
     seen = sp.csr_matrix(seen)
@@ -213,6 +218,8 @@ def evaluate_ranking(
     users = np.flatnonzero(num_relevant_all)
     if users.size == 0:
         raise DataError(f"{data.name}: the {split} split is empty; nothing to evaluate.")
+    if max_users is not None and max_users < users.size:
+        users = np.sort(np.random.default_rng(tie_seed).choice(users, max_users, replace=False))
     max_k = min(max(ks), data.num_items)
     target_keys = _keys(target)
     totals = {f"{m}@{k}": 0.0 for m in metrics for k in ks}

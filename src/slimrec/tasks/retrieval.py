@@ -59,6 +59,10 @@ class RetrievalConfig(RunConfig):
     task: Literal["retrieval"] = "retrieval"
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of each user's train "
                                 "items held out for validation (early stopping)")
+    val_users: int | None = Field(None, ge=1, description="validation checks rank a seeded "
+                                  "random sample of this many users (every user when unset); "
+                                  "for large catalogues and costly scorers. Test ranks every "
+                                  "user")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of each user's items "
                                  "held out for test, for datasets without a given split")
     ks: list[int] = Field(default_factory=lambda: [10, 20, 50], min_length=1,
@@ -200,14 +204,16 @@ class RetrievalTask(Task):
 
     def evaluate(self, model: RecModel, data: Interactions, split: str, config: RunConfig,
                  metric: str | None = None) -> Evaluation:
-        # The run's seed also draws the item order that breaks score ties (eval/ranking.py).
+        # The run's seed also draws the item order that breaks score ties (eval/ranking.py),
+        # and the validation users when only a sample of them is ranked.
+        sample = config.val_users if split == "val" else None
         if metric is None:
             result = evaluate_ranking(model.scorer(), data, split, ks=config.ks,
-                                      tie_seed=config.seed)
+                                      tie_seed=config.seed, max_users=sample)
         else:
             name, _, k = metric.partition("@")
             result = evaluate_ranking(model.scorer(), data, split, ks=(int(k),),
-                                      metrics=(name,), tie_seed=config.seed)
+                                      metrics=(name,), tie_seed=config.seed, max_users=sample)
         return Evaluation(result.metrics, result.seconds, result.details())
 
     def describe(self, data: Interactions) -> dict[str, Any]:
