@@ -219,6 +219,23 @@ def test_cli_bench_and_errors(finished, tmp_path, capsys):
     assert "unknown key 'model'. Did you mean 'models'" in err and "Traceback" not in err
 
 
+def test_a_folder_shared_with_another_sweep_is_named_before_its_report_is_overwritten(
+        finished, tmp_path, capsys):
+    config, _ = finished
+    file = tmp_path / "bench.yaml"
+    file.write_text(yaml.safe_dump(config.model_dump()))
+    assert main(["bench", "--config", str(file), "--report-only"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    narrower = {**config.model_dump(), "methods": ["hash"], "budgets": ["25%"]}
+    file.write_text(yaml.safe_dump(narrower))
+    assert main(["bench", "--config", str(file), "--report-only"]) == 0
+    err = capsys.readouterr().err
+    assert "holds 3 result(s) that are not cells of this sweep" in err
+    assert "synthetic_mf_full_100pct_s0" in err and "its own 'out'" in err
+    file.write_text(yaml.safe_dump(config.model_dump()))  # the whole report again, for the
+    assert main(["bench", "--config", str(file), "--report-only"]) == 0  # other tests
+
+
 def test_grid_order_and_method_budgets(tmp_path):
     config = bench_config(tmp_path, methods=["full", "hash", "qr"], budgets=["25%", 0.1],
                           method_budgets={"full": [1.0]})

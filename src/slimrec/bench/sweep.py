@@ -285,6 +285,14 @@ def finished_documents(bench: BenchConfig, only: Only = Only()) -> list[dict[str
     return _finished(only.select(cells(bench)), bench)
 
 
+def foreign_cells(bench: BenchConfig) -> list[str]:
+    """Names of the result files under ``out/cells`` that are not cells of this sweep's grid:
+    another sweep writes to the same folder, and each one's report would overwrite the other's."""
+    ours = {cell.result_path(bench).name for cell in cells(bench)}
+    return sorted(path.stem for path in (Path(bench.out) / "cells").glob("*.json")
+                  if path.name not in ours)
+
+
 def _finished(grid: list[Cell], bench: BenchConfig) -> list[dict[str, Any]]:
     return [load_cell(cell.result_path(bench)) for cell in grid
             if cell.result_path(bench).is_file()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from slimrec.cli.output import command_line, split_list
 
@@ -38,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slimrec.bench.report import load_results, write_report
-    from slimrec.bench.sweep import BenchConfig, Only, finished_documents, run_bench
+    from slimrec.bench.sweep import BenchConfig, Only, finished_documents, foreign_cells, run_bench
     from slimrec.config import layered_config
 
     bench = layered_config(BenchConfig, args.config,
@@ -52,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
         documents = run_bench(bench, command=command_line(), only=only,
                               executor=args.executor, address=args.address)
     documents += load_results(args.extra or [])
+    foreign = foreign_cells(bench)
+    if foreign:
+        print(f"warning: {bench.out}/cells holds {len(foreign)} result(s) that are not cells of "
+              f"this sweep (e.g. {foreign[0]}); the report covers this sweep's grid only, and a "
+              "sweep sharing the folder overwrites it: give each sweep its own 'out'.",
+              file=sys.stderr)
     paths = write_report(bench.out, documents, bench.report_metric(), bench.reference_method,
                          title=f"{bench.dataset} ({bench.task})")
     print(paths["report"].read_text())
