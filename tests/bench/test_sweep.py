@@ -232,6 +232,9 @@ def test_a_folder_shared_with_another_sweep_is_named_before_its_report_is_overwr
     err = capsys.readouterr().err
     assert "holds 3 result(s) that are not cells of this sweep" in err
     assert "synthetic_mf_full_100pct_s0" in err and "its own 'out'" in err
+    extra = str(config.runs_path().parent / "cells" / "*_100pct_s0.json")
+    assert main(["bench", "--config", str(file), "--report-only", "--extra", extra]) == 0
+    assert "holds 1 result(s)" in capsys.readouterr().err  # --extra reported the other two
     file.write_text(yaml.safe_dump(config.model_dump()))  # the whole report again, for the
     assert main(["bench", "--config", str(file), "--report-only"]) == 0  # other tests
 

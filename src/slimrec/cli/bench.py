@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         documents = run_bench(bench, command=command_line(), only=only,
                               executor=args.executor, address=args.address)
     documents += load_results(args.extra or [])
-    foreign = foreign_cells(bench)
+    reported = {document.get("bench", {}).get("cell") for document in documents}
+    foreign = [name for name in foreign_cells(bench) if name not in reported]
     if foreign:
         print(f"warning: {bench.out}/cells holds {len(foreign)} result(s) that are not cells of "
               f"this sweep (e.g. {foreign[0]}); the report covers this sweep's grid only, and a "
