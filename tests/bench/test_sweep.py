@@ -122,10 +122,13 @@ def test_pareto_front_and_seed_means():
     base = {"model": "mf", "embedding": {"method": "hash", "budget": "0.1"},
             "memory_bytes": {"embeddings": 10, "full_fp32_embeddings": 100, "model_total": 10},
             "timing": {"train_seconds": 1.0, "epochs": 2}}
-    documents = [{**base, "seed": seed, "metrics": {"test": {"recall@20": value}}}
+    documents = [{**base, "seed": seed,
+                  "metrics": {"test": {"recall@20": value, "ndcg@20": value / 2}}}
                  for seed, value in enumerate((0.1, 0.3))]
     (summary,), infeasible = summarize(documents, "recall@20")
     assert summary.value == pytest.approx(0.2) and summary.seeds == 2 and not infeasible
+    assert summary.secondary == pytest.approx(0.1)
+    assert summary.secondary_std == pytest.approx(0.070711, abs=1e-6)
     # Sample std 0.1414; 95% interval of the mean: t(0.975, 1 df) = 12.706 x 0.1414 / sqrt(2).
     assert summary.value_std == pytest.approx(0.141421, abs=1e-6)
     assert summary.ci95 == pytest.approx(1.27062, abs=1e-4)

@@ -45,6 +45,7 @@ class Point:
     best_epoch: float | None = None  # mean over the seeds of the epoch kept (None: unrecorded)
     capped: int = 0  # seeds whose best epoch is the epoch cap: stopped while still improving
     tied_share: float | None = None  # mean share of test users with a score tie at the cutoff
+    secondary_std: float | None = None  # the second metric's sample sd over the seeds
 
     @property
     def ratio(self) -> float:
@@ -122,7 +123,8 @@ def summarize(documents: Sequence[dict[str, Any]],
             statistics.fmean(document["timing"]["epochs"] for document in group),
             _mean_or_none([document["timing"].get("best_epoch") for document in group]),
             sum(_stopped_by_cap(document) for document in group),
-            _mean_or_none([_tied_share(document, metric) for document in group])))
+            _mean_or_none([_tied_share(document, metric) for document in group]),
+            statistics.stdev(others) if len(others) > 1 and None not in others else None))
     return points, infeasible
 
 
