@@ -1,7 +1,8 @@
 """The headline table of a sweep, as BENCHMARKS.md prints it: one row per method and budget, in
 the sweep's own order, with the test metric's mean ± sample sd over the seeds (bold when the
 cell has 3 seeds or more), its share of the reference (full) table, the second metric, epochs
-run (kept), the share of test users tied across the cutoff, and the seed count.
+run (kept; ↑ when the cap stopped a seed), the share of test users tied across the cutoff,
+and the seed count.
 
     python benchmarks/headline_table.py --config benchmarks/ml1m_pareto_lightgcn.yaml
     python benchmarks/headline_table.py --config benchmarks/gowalla_neumf.yaml --model neumf
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from slimrec.bench.report import Point, secondary_metric, summarize, task_of
+from slimrec.bench.report import Point, epochs_text, secondary_metric, summarize, task_of
 from slimrec.bench.sweep import BenchConfig, budget_label, finished_documents
 from slimrec.config import layered_config
 
@@ -45,12 +46,11 @@ def row(point: Point, reference: Point | None) -> str:
         value = f"**{value}**"
     share = "–" if reference is None else f"{point.value / reference.value:.0%}"
     budget = "–" if point.method == "full" else point.budget.replace("pct", "%")
-    kept = "" if point.best_epoch is None else f" ({point.best_epoch:.0f})"
     tied = "–" if point.tied_share is None else f"{point.tied_share:.1%}"
     return (f"| {'full' if point.method == 'full' else f'`{point.method}`'} | {budget} "
             f"| {point.embedding_bytes:,} ({point.ratio:.1%}) | {value} | {share} "
             f"| {_mean_sd(point.secondary, point.secondary_std, point.seeds)} "
-            f"| {point.epochs:.0f}{kept} | {tied} | {point.seeds} |")
+            f"| {epochs_text(point)} | {tied} | {point.seeds} |")
 
 
 def table(bench: BenchConfig, model: str) -> str:

@@ -173,7 +173,8 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return front
 
 
-def _epochs_text(point: Point) -> str:
+def epochs_text(point: Point) -> str:
+    """Epochs run, the kept epoch in brackets, and ↑ when some seed was stopped by the cap."""
     best = "" if point.best_epoch is None else f" ({point.best_epoch:.0f})"
     return f"{point.epochs:.0f}{best}{' ↑' * bool(point.capped)}"
 
@@ -218,7 +219,7 @@ def markdown(points: Sequence[Point], front: Sequence[Point],
         lines.append(f"| {p.model} | {p.method} | {p.budget} | {format_bytes(p.embedding_bytes)} "
                      f"| {p.ratio:.1%} | {format_bytes(p.inference_bytes)} "
                      f"| {p.value:.4f}{spread} | {sd} | {of_reference} | {other} | {p.seeds} "
-                     f"| {_epochs_text(p)} | {tied} | {p.train_seconds:.0f} | {mark} |")
+                     f"| {epochs_text(p)} | {tied} | {p.train_seconds:.0f} | {mark} |")
     lines += ["", "## Pareto-optimal set", ""]
     for p in front:
         lines.append(f"- {p.model}: {p.method} @ {p.budget} — {format_bytes(p.embedding_bytes)}, "
