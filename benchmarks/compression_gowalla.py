@@ -32,8 +32,14 @@ FINETUNED = "svd-finetune"
 
 def svd_cell(full: RetrievalConfig, budget: str, finetune_epochs: int, force: bool) -> dict:
     """Compress the full-table run by truncated SVD (then fine-tune if asked) and record it."""
-    method = FINETUNED if finetune_epochs else "svd"
-    name = f"{full.dataset}_{full.model}_{method}_{budget}"
+    label = FINETUNED if finetune_epochs else "svd"
+    return post_training_cell(full, "svd", label, budget, force, finetune_epochs=finetune_epochs)
+
+
+def post_training_cell(full: RetrievalConfig, method: str, label: str, budget: str, force: bool,
+                       finetune_epochs: int = 0) -> dict:
+    """Compress the full-table run with ``method`` after training and record it as ``label``."""
+    name = f"{full.dataset}_{full.model}_{label}_{budget}"
     path = RESULTS / f"{name}.json"
     if path.is_file() and not force:
         print(f"[skip] {name}: {path} exists")
@@ -41,12 +47,12 @@ def svd_cell(full: RetrievalConfig, budget: str, finetune_epochs: int, force: bo
     full_dir = RUNS / cell_name(full)
     if not (full_dir / "model.safetensors").is_file():
         run_cell(full, force=True)  # a committed result may exist without its artifact
-    document = compress_run(full_dir, "svd", budget, out=RUNS / name,
+    document = compress_run(full_dir, method, budget, out=RUNS / name,
                             finetune_epochs=finetune_epochs,
                             overrides={"data_dir": full.data_dir, "progress": full.progress},
                             command=command())
     document["peak_rss_bytes"] = peak_rss_bytes()
-    document["bench"] = {"method": method, "budget": budget}  # the report's label
+    document["bench"] = {"method": label, "budget": budget}  # the report's label
     atomic_write_json(path, document)
     print(f"[done] {name}: recall@20={document['metrics']['test']['recall@20']:.4f}")
     return document

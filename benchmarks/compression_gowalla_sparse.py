@@ -19,15 +19,10 @@ cell against the full table.
 from __future__ import annotations
 
 import argparse
-import json
 
-from common import RESULTS, RUNS, cell_name, command, retrieval_config, run_cell, updated
-from compression_gowalla import summary
+from common import retrieval_config, run_cell, updated
+from compression_gowalla import post_training_cell, summary
 from protocol import GOWALLA_MF
-from slimrec.compress import compress_run
-from slimrec.env import peak_rss_bytes
-from slimrec.io import atomic_write_json
-from slimrec.tasks import RetrievalConfig
 
 TRAINED = ("pruned", "dynamic_sparse", "mixed_dim", "quantized")
 POST_TRAINING = "quantized-ptq"
@@ -37,26 +32,6 @@ BUDGETS = ("0.25", "0.1", "0.05")
 # reaches the budget halfway, and the mask stops changing after three quarters, leaving the
 # remaining epochs to fit the final structure before early stopping looks at it.
 PARAMS = {"pruned": {"prune_steps": 1790}, "dynamic_sparse": {"decay_steps": 2685}}
-
-
-def ptq_cell(full: RetrievalConfig, budget: str, force: bool) -> dict:
-    """Quantize the full-table run after training (bits solved from the budget) and record it."""
-    name = f"{full.dataset}_{full.model}_{POST_TRAINING}_{budget}"
-    path = RESULTS / f"{name}.json"
-    if path.is_file() and not force:
-        print(f"[skip] {name}: {path} exists")
-        return json.loads(path.read_text())
-    full_dir = RUNS / cell_name(full)
-    if not (full_dir / "model.safetensors").is_file():
-        run_cell(full, force=True)  # the committed result may exist without its artifact
-    document = compress_run(full_dir, "quantized", budget, out=RUNS / name,
-                            overrides={"data_dir": full.data_dir, "progress": full.progress},
-                            command=command())
-    document["peak_rss_bytes"] = peak_rss_bytes()
-    document["bench"] = {"method": POST_TRAINING, "budget": budget}  # the report's label
-    atomic_write_json(path, document)
-    print(f"[done] {name}: recall@20={document['metrics']['test']['recall@20']:.4f}")
-    return document
 
 
 def main() -> None:
@@ -74,7 +49,8 @@ def main() -> None:
     for budget in args.budgets:
         for method in args.methods:
             if method == POST_TRAINING:
-                document = ptq_cell(full, budget, args.force)
+                document = post_training_cell(full, "quantized", POST_TRAINING, budget,
+                                              args.force)
                 # Both quantized rows record method "quantized"; tell them apart in the table.
                 documents.append({**document, "embedding": {**document["embedding"],
                                                             "method": POST_TRAINING}})

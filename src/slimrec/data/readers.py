@@ -185,6 +185,21 @@ def id_column(series: pl.Series, source: str | Path, lines: np.ndarray, role: st
     return text.to_numpy().astype(str)
 
 
+def log_from_tokens(path: str | Path, users: list[str], items: list[str], lines: list[int],
+                    ratings: list[float] | None = None,
+                    timestamps: list[float] | None = None) -> InteractionLog:
+    """An ``InteractionLog`` from a text reader's parallel lists, its ids checked by line."""
+    line_array = np.asarray(lines, dtype=np.int64)
+    return InteractionLog(str(path),
+                          id_column(pl.Series("user", users, dtype=pl.String), path,
+                                    line_array, "user"),
+                          id_column(pl.Series("item", items, dtype=pl.String), path,
+                                    line_array, "item"),
+                          line_array,
+                          None if ratings is None else np.asarray(ratings),
+                          None if timestamps is None else np.asarray(timestamps))
+
+
 # ---------------------------------------------------------------- LightGCN format
 _DIGITS = re.compile(r"[0-9 \t]*")
 
@@ -453,10 +468,4 @@ def read_movielens_ratings(path: str | Path) -> InteractionLog:
     if not users:
         raise DataError(f"{path}: file is empty; expected lines of user{separator}item"
                         f"{separator}rating{separator}timestamp.")
-    line_array = np.asarray(lines, dtype=np.int64)
-    return InteractionLog(str(path),
-                          id_column(pl.Series("user", users, dtype=pl.String), path,
-                                    line_array, "user"),
-                          id_column(pl.Series("item", items, dtype=pl.String), path,
-                                    line_array, "item"),
-                          line_array, np.asarray(ratings), np.asarray(stamps))
+    return log_from_tokens(path, users, items, lines, ratings, stamps)

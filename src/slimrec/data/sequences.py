@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from slimrec.data.build import encode, vocabulary
-from slimrec.data.readers import InteractionLog, id_column, iter_lines, read_movielens_ratings
+from slimrec.data.readers import InteractionLog, iter_lines, log_from_tokens, read_movielens_ratings
 from slimrec.errors import ConfigError, DataError
 
 PADDING = 0
@@ -215,13 +214,7 @@ def read_s3rec_file(path: str | Path) -> InteractionLog:
         lines.extend([line_number] * (len(tokens) - 1))
     if not users:
         raise DataError(f"{path}: file is empty; expected lines of 'user item item ...'.")
-    line_array = np.asarray(lines, dtype=np.int64)
-    return InteractionLog(str(path),
-                          id_column(pl.Series("user", users, dtype=pl.String), path,
-                                    line_array, "user"),
-                          id_column(pl.Series("item", items, dtype=pl.String), path,
-                                    line_array, "item"),
-                          line_array)
+    return log_from_tokens(path, users, items, lines)
 
 
 def make_synthetic_sequences(num_users: int = 1000, num_items: int = 500,
