@@ -32,3 +32,15 @@ def test_seeded():
 def test_user_with_every_item_is_an_error():
     with pytest.raises(DataError, match="all 3 items"):
         NegativeSampler(sp.csr_matrix(np.ones((2, 3), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("num_items", [1024, 997])  # a power of two, and a prime
+def test_positive_check_is_exact_for_every_pair(num_items):
+    """The hash bitmap only pre-filters: every pair is classified exactly, including when the
+    item count is a power of two (keys modulo a power of two would share slots)."""
+    seen = sp.random(300, num_items, density=0.05, format="csr", random_state=3,
+                     dtype=np.float32)
+    sampler = NegativeSampler(seen)
+    users, items = np.divmod(np.arange(300 * num_items), num_items)
+    expected = seen.toarray().ravel() != 0
+    assert (sampler._is_positive(users, items) == expected).all()

@@ -7,12 +7,20 @@ import scipy.sparse as sp
 
 from slimrec.errors import DataError
 
+# Bitmap size: ~64 bits per training pair (~1-2% of draws need the exact check), a power of two
+# between 64 Kibit and 1 Gibit (128 MiB, for tables of tens of millions of pairs).
+MIN_BITMAP_BITS, MAX_BITMAP_BITS = 1 << 16, 1 << 30
+FIBONACCI_MULTIPLIER = 0x9E3779B97F4A7C15
+
 
 class NegativeSampler:
     """Draws, for each given user, an item uniformly among the items the user has not seen.
 
     Rejection sampling on the whole batch at once: draw uniformly, find the draws that hit a
-    training positive by binary search in the sorted ``(user, item)`` keys, redraw only those.
+    training positive, redraw only those. A draw is a positive when its ``(user, item)`` key is
+    among the sorted training keys; a bitmap of the keys' hashes (~64 bits per key) rules out
+    nearly every draw first, so the binary search, whose random reads cost ~200 ms an epoch on
+    Gowalla, runs only on the few percent of draws whose bit is set (~17 ms in all).
     """
 
     def __init__(self, seen: sp.csr_matrix) -> None:
@@ -26,13 +34,29 @@ class NegativeSampler:
                             "no negative item can be sampled for it.")
         rows = np.repeat(np.arange(seen.shape[0], dtype=np.int64), degrees)
         self._keys = rows * self.num_items + seen.indices.astype(np.int64)
+        wanted = max(MIN_BITMAP_BITS, 64 * self._keys.size)
+        self._hash_bits = min(MAX_BITMAP_BITS, 1 << (wanted - 1).bit_length()).bit_length() - 1
+        slots = self._slots(self._keys)
+        self._bitmap = np.zeros(1 << (self._hash_bits - 3), dtype=np.uint8)
+        np.bitwise_or.at(self._bitmap, slots >> 3, np.left_shift(1, slots & 7).astype(np.uint8))
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        """Bitmap slot of each key: Fibonacci hashing, the top bits of ``key * 2^64 / phi``
+        (keys of one item across users would crowd a few slots if taken modulo a power of 2)."""
+        mixed = keys.astype(np.uint64) * np.uint64(FIBONACCI_MULTIPLIER)  # wraps modulo 2^64
+        return (mixed >> np.uint64(64 - self._hash_bits)).astype(np.int64)
 
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users.astype(np.int64) * self.num_items + items
+        positive = np.zeros(len(keys), dtype=bool)
         if self._keys.size == 0:
-            return np.zeros(len(keys), dtype=bool)
-        position = np.searchsorted(self._keys, keys).clip(max=len(self._keys) - 1)
-        return self._keys[position] == keys
+            return positive
+        slots = self._slots(keys)
+        maybe = np.flatnonzero((self._bitmap[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1)
+        candidates = keys[maybe]
+        position = np.searchsorted(self._keys, candidates).clip(max=len(self._keys) - 1)
+        positive[maybe] = self._keys[position] == candidates
+        return positive
 
     def sample(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One negative item per entry of ``users`` (int64 array of the same length)."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slimrec.errors import DataError
@@ -21,6 +22,43 @@ def gaussian_rows(num_rows: int, dim: int, std: float, generator: torch.Generato
     """``N(0, std²)`` rows, scaled in place: one table-sized allocation, not two (a 10M-id
     table is 2.6 GB)."""
     return torch.randn(num_rows, dim, generator=generator).mul_(std)
+
+
+def row_gradient(grad: Tensor, ids: Tensor, num_rows: int, sparse: bool = False) -> Tensor:
+    """The gradient of a ``(num_rows, width)`` table from ``grad[b]`` of row ``ids[b]``: summed
+    per row, as ``F.embedding``'s backward gives it (a sparse COO tensor when ``sparse``)."""
+    if sparse:
+        return torch.sparse_coo_tensor(ids.unsqueeze(0), grad, (num_rows, grad.shape[1]),
+                                       check_invariants=False)
+    return grad.new_zeros(num_rows, grad.shape[1]).index_add_(0, ids, grad)
+
+
+class _DenseRowLookup(torch.autograd.Function):
+    """``weight[ids]`` whose backward is one ``index_add_`` into a zero table.
+
+    ``F.embedding``'s dense CPU backward sorts the ids first: on Gowalla's item table (40,981 x
+    64, 8,192 ids a BPR step) its lookup and backward took 3.0 ms against 1.2 ms this way, at
+    one thread; the step of a dense-Adam MF epoch does it for both tables.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, ids: Tensor) -> Tensor:
+        flat = ids.reshape(-1)
+        ctx.save_for_backward(flat)
+        ctx.num_rows = weight.shape[0]
+        return weight.index_select(0, flat).reshape(*ids.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        return row_gradient(grad.reshape(len(flat), -1), flat, ctx.num_rows), None
+
+
+def lookup_rows(weight: Tensor, ids: Tensor, sparse: bool = False) -> Tensor:
+    """``F.embedding(ids, weight, sparse=sparse)``, with a faster dense backward."""
+    if sparse or not (weight.requires_grad and torch.is_grad_enabled()):
+        return F.embedding(ids, weight, sparse=sparse)
+    return _DenseRowLookup.apply(weight, ids)
 
 
 def state_bytes(state: dict[str, Tensor]) -> int:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from slimrec.embeddings.base import lookup_rows
 from slimrec.embeddings.graph import GraphTable, GraphTableConfig
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
 from slimrec.embeddings.spec import TableStats, register
@@ -51,7 +51,7 @@ class DoubleGraphTable(GraphTable):
         return torch.cat([self.row_of[ids].long().unsqueeze(-1), hashed], dim=-1)
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(self.rows(ids), self.weight).sum(-2)
+        return lookup_rows(self.weight, self.rows(ids)).sum(-2)
 
     def distinct_rows(self) -> None:
         """The hashed row depends on the id, not on the map value: no shared vectors."""

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
 from slimrec.embeddings.sizing import fixed_choices, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
@@ -78,4 +77,4 @@ class DoubleHashTable(EmbeddingTable):
         return buckets + self.offsets
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(self.rows(ids), self.weight).sum(-2)
+        return lookup_rows(self.weight, self.rows(ids)).sum(-2)

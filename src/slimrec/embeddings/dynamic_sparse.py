@@ -20,11 +20,10 @@ from functools import partial
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows, lookup_rows
 from slimrec.embeddings.spec import SparseGrad, TableStats, register
 from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
@@ -85,7 +84,7 @@ class DynamicSparseTable(EmbeddingTable):
         return min(int(fraction * self.max_nonzeros), inactive)
 
     def lookup(self, ids: Tensor) -> Tensor:
-        out = F.embedding(ids, self.weight, sparse=self.config.sparse_grad) * self.mask[ids]
+        out = lookup_rows(self.weight, ids, self.config.sparse_grad) * self.mask[ids]
         if self.training and out.requires_grad and self.config.regrow == "gradient":
             out.register_hook(partial(self._record_gradient, ids.reshape(-1)))
         return out

@@ -16,11 +16,10 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
 from slimrec.embeddings.sizing import fixed_choices, index_dtype, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
@@ -112,15 +111,15 @@ class FrequencyHashTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         if self.num_buckets == 0:  # the head holds every id, in order
-            return F.embedding(ids, self.weight)
+            return lookup_rows(self.weight, ids)
         tail_rows = self.num_head + universal_hash(ids, self.hash_a, self.hash_b, self.num_buckets)
-        vectors = F.embedding(tail_rows, self.weight).sum(-2)
+        vectors = lookup_rows(self.weight, tail_rows).sum(-2)
         if self.num_head == 0:
             return vectors
         position = torch.searchsorted(self.head_ids, ids.to(self.head_ids.dtype))
         position = position.clamp_max(self.num_head - 1)
         is_head = self.head_ids[position] == ids
-        return torch.where(is_head.unsqueeze(-1), F.embedding(position, self.weight), vectors)
+        return torch.where(is_head.unsqueeze(-1), lookup_rows(self.weight, position), vectors)
 
     @classmethod
     def from_state(cls, config: FrequencyHashTableConfig, num_embeddings: int,

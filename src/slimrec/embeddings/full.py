@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows, lookup_rows
 from slimrec.embeddings.spec import (
     TableConfig,
     TableStats,
@@ -53,7 +52,7 @@ class FullTable(EmbeddingTable):
         self.weight = nn.Parameter(weight)
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(ids, self.weight, sparse=self.config.sparse_grad)
+        return lookup_rows(self.weight, ids, self.config.sparse_grad)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
         return [self.weight] if self.config.sparse_grad else []

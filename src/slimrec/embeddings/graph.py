@@ -29,11 +29,10 @@ from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.hashing_utils import PRIME, universal_hash
 from slimrec.embeddings.sizing import fixed_choices, index_dtype, largest_fitting
 from slimrec.embeddings.spec import (
@@ -246,7 +245,7 @@ class GraphTable(EmbeddingTable):
         return self.weight.shape[0]
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(self.row_of[ids].long(), self.weight)
+        return lookup_rows(self.weight, self.row_of[ids].long())
 
     def distinct_rows(self) -> tuple[Tensor, Tensor]:
         """A vector per map value: the row (``graph_popularity``: row and level)."""

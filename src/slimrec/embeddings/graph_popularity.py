@@ -27,10 +27,10 @@ from typing import ClassVar, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from slimrec.embeddings.base import lookup_rows
 from slimrec.embeddings.graph import GraphTable, GraphTableConfig
 from slimrec.embeddings.sizing import index_dtype
 from slimrec.embeddings.spec import TableStats, register
@@ -97,8 +97,8 @@ class GraphPopularityTable(GraphTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         codes = self.row_of[ids].long()
-        return (F.embedding(codes % self.num_rows, self.weight)
-                + F.embedding(codes // self.num_rows, self.level_weight))
+        return (lookup_rows(self.weight, codes % self.num_rows)
+                + lookup_rows(self.level_weight, codes // self.num_rows))
 
     @classmethod
     def from_state(cls, config: GraphPopularityTableConfig, num_embeddings: int,

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
 from slimrec.embeddings.sizing import fixed_choices, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
@@ -68,7 +67,7 @@ class HashTable(EmbeddingTable):
         return universal_hash(ids, self.hash_a, self.hash_b, self.config.num_buckets)[..., 0]
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(self.buckets(ids), self.weight)
+        return lookup_rows(self.weight, self.buckets(ids))
 
     def distinct_rows(self) -> tuple[Tensor, Tensor]:
         return self._distinct_by_code(self.buckets(torch.arange(self.num_embeddings)))

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.sizing import fixed_choices, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
 
@@ -63,7 +62,7 @@ class LowRankTable(EmbeddingTable):
         self.right = nn.Parameter(right * std)
 
     def lookup(self, ids: Tensor) -> Tensor:
-        return F.embedding(ids, self.left) @ self.right
+        return lookup_rows(self.left, ids) @ self.right
 
     def full_weight(self, chunk_size: int = 65536) -> Tensor:
         return self.left @ self.right

@@ -21,11 +21,10 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows, lookup_rows
 from slimrec.embeddings.sizing import fixed_choices, index_dtype
 from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError, DataError
@@ -205,8 +204,8 @@ class MixedDimTable(EmbeddingTable):
             selected = (buckets == k).nonzero().squeeze(1)
             if selected.numel() == 0:
                 continue
-            rows = F.embedding(ranks[selected] - self.bucket_offsets[k],
-                               getattr(self, f"weight_{k}"), sparse=self.config.sparse_grad)
+            rows = lookup_rows(getattr(self, f"weight_{k}"),
+                               ranks[selected] - self.bucket_offsets[k], self.config.sparse_grad)
             if dim < self.embedding_dim:
                 rows = rows @ getattr(self, f"projection_{k}")
             out[selected] = rows

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows, lookup_rows
 from slimrec.embeddings.spec import SparseGrad, TableStats, register
 from slimrec.embeddings.storage import SparseMethodConfig, SparseTable, nonzero_cap
 
@@ -123,10 +123,10 @@ class PrunedTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         sparse = self.config.sparse_grad
-        rows = F.embedding(ids, self.weight, sparse=sparse)
+        rows = lookup_rows(self.weight, ids, sparse)
         logits = self.threshold_logits
         if self.row_thresholds:
-            logits = F.embedding(ids, logits, sparse=sparse)
+            logits = lookup_rows(logits, ids, sparse)
         return torch.sign(rows) * F.relu(rows.abs() - torch.sigmoid(logits) - self.tau)
 
     def sparse_parameters(self) -> list[nn.Parameter]:

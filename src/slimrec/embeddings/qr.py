@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.sizing import fixed_choices, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
 from slimrec.errors import ConfigError
@@ -105,8 +104,8 @@ class QRTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         buckets = self.config.num_buckets
-        quotient = F.embedding(ids // buckets, self.quotient)
-        remainder = F.embedding(ids % buckets, self.remainder)
+        quotient = lookup_rows(self.quotient, ids // buckets)
+        remainder = lookup_rows(self.remainder, ids % buckets)
         if self.config.combiner == "multiply":
             return quotient * remainder
         if self.config.combiner == "add":

@@ -36,7 +36,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimrec.config import parse_config
-from slimrec.embeddings.base import EmbeddingTable, gaussian_rows
+from slimrec.embeddings.base import EmbeddingTable, gaussian_rows, row_gradient
 from slimrec.embeddings.sizing import fixed_choices
 from slimrec.embeddings.spec import SparseGrad, TableConfig, TableStats, budget_too_small, register
 from slimrec.errors import ConfigError
@@ -90,15 +90,6 @@ def _to_fp16_grid(values: Tensor) -> Tensor:
     return values + (values.half().float() - values).detach()
 
 
-def _row_gradient(grad: Tensor, ids: Tensor, num_rows: int, sparse: bool) -> Tensor:
-    """The gradient of a ``(num_rows, width)`` table from ``grad[b]`` of row ``ids[b]``: summed
-    per row, as ``F.embedding``'s backward gives it (a sparse COO tensor when ``sparse``)."""
-    if sparse:
-        return torch.sparse_coo_tensor(ids.unsqueeze(0), grad, (num_rows, grad.shape[1]),
-                                       check_invariants=False)
-    return grad.new_zeros(num_rows, grad.shape[1]).index_add_(0, ids, grad)
-
-
 class _FakeQuantizedLookup(torch.autograd.Function):
     """Rows ``clamp(round((w - o) / s), 0, L) * s + o`` of ids, with the gradients that
     autograd gives the same formula written with a straight-through rounding, in closed form.
@@ -134,9 +125,9 @@ class _FakeQuantizedLookup(torch.autograd.Function):
         grad_step = (grad * (codes - scaled * inside)).sum(1, keepdim=True)
         grad_log_step = grad_step * raw_step * (raw_step >= _MIN_STEP)
         grad_offset = (grad - grad_weight).sum(1, keepdim=True)
-        return (_row_gradient(grad_weight, flat, num_rows, sparse),
-                _row_gradient(grad_log_step, flat, num_rows, sparse),
-                _row_gradient(grad_offset, flat, num_rows, sparse), None, None, None)
+        return (row_gradient(grad_weight, flat, num_rows, sparse),
+                row_gradient(grad_log_step, flat, num_rows, sparse),
+                row_gradient(grad_offset, flat, num_rows, sparse), None, None, None)
 
 
 def _check_fp16_range(weight: Tensor) -> None:
