@@ -61,9 +61,16 @@ def main() -> None:
                                   "items": matrix.shape[1], "edges": int(matrix.nnz)},
                       "resolution": args.resolution, "fixed_resolution": {}, "budgets": {}}
 
-    build_start = time.perf_counter()
-    BipartiteGraph(matrix).igraph(directed=True)
-    document["igraph_build_seconds"] = time.perf_counter() - build_start
+    # The first build also imports igraph; the median of the next ones is the build's own cost.
+    builds = []
+    for _ in range(args.repeats + 1):
+        build_start = time.process_time()
+        BipartiteGraph(matrix).igraph(directed=True)
+        builds.append(time.process_time() - build_start)
+    document["igraph_build_cpu_seconds_first"] = builds[0]
+    document["igraph_build_cpu_seconds_median"] = statistics.median(builds[1:])
+    print(f"igraph graph build: {builds[0]:.2f}s CPU the first time (imports igraph), "
+          f"{document['igraph_build_cpu_seconds_median']:.2f}s after (median)")
     for algorithm, objective in PAIRS:
         repeats = args.repeats if (algorithm, objective) == PAIRS[0] else 1
         runs = [time_one(matrix, args.resolution, algorithm, objective) for _ in range(repeats)]
