@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimrec.embeddings.base import EmbeddingTable
+from slimrec.embeddings.base import EmbeddingTable, lookup_rows
 from slimrec.embeddings.hashing_utils import HASH_PARAM_BYTES, register_hash_params, universal_hash
 from slimrec.embeddings.sizing import fixed_choices, solve_size_field
 from slimrec.embeddings.spec import TableConfig, TableStats, register
@@ -79,4 +78,4 @@ class UnifiedTable(EmbeddingTable):
 
     def lookup(self, ids: Tensor) -> Tensor:
         rows = universal_hash(ids, self.hash_a, self.hash_b, self.config.num_rows)  # [..., k]
-        return F.embedding(rows, self.weight).flatten(-2)  # [..., k, dim/k] -> [..., dim]
+        return lookup_rows(self.weight, rows).flatten(-2)  # [..., k, dim/k] -> [..., dim]
