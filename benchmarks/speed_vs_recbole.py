@@ -45,7 +45,9 @@ SHARED_DATA = HERE.parents[2] / "shared" / "data"
 RECBOLE_PINS = ["recbole==1.2.1", "numpy<2", "pandas<2.2", "scipy<1.13"]
 DIM, BATCH, LR, EVAL_USERS_PER_BATCH, LAYERS = 64, 4096, 1e-3, 256, 3
 MODELS = {"mf": "MF-BPR", "lightgcn": "LightGCN"}
-RECBOLE_L2 = {"mf": 0.0, "lightgcn": 1e-5}  # BPR: no reg term; LightGCN: reg_weight
+# RecBole's objectives: BPR has no penalty term, LightGCN an L2 of weight 1e-5 (reg_weight) on
+# the batch's layer-0 embeddings, SlimRec's l2 term: SlimRec gets the same so both compute one loss.
+RECBOLE_L2 = {"mf": 0.0, "lightgcn": 1e-5}
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -126,14 +128,11 @@ def slimrec_model(args: argparse.Namespace, sparse_grad: bool) -> tuple[Any, Any
     from slimrec.tasks import RetrievalConfig
 
     model_params = {"num_layers": LAYERS} if args.model == "lightgcn" else {}
-    # RecBole's objectives: BPR has no penalty term, LightGCN an L2 of weight 1e-5 on the
-    # batch's layer-0 embeddings (SlimRec's l2 term, same shape), so both compute the same loss.
-    l2 = RECBOLE_L2[args.model]
     config = RetrievalConfig(
         dataset="gowalla", data_dir=str(args.shared_data), model=args.model,
         model_params=model_params, dim=DIM, seed=0, progress=False,
         threads=args.threads, ks=[20], embedding_params={"sparse_grad": sparse_grad},
-        train={"epochs": args.epochs, "batch_size": BATCH, "lr": LR, "l2": l2,
+        train={"epochs": args.epochs, "batch_size": BATCH, "lr": LR, "l2": RECBOLE_L2[args.model],
                "eval_every": args.epochs + 1})
     data = prepare(config)
     return config, data, build_model(config, data)

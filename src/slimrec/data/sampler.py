@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from slimrec.errors import DataError
 
 # Bitmap size: ~64 bits per training pair (~1-2% of draws need the exact check), a power of two
-# between 64 Kibit and 1 Gibit (128 MiB, for tables of tens of millions of pairs).
-MIN_BITMAP_BITS, MAX_BITMAP_BITS = 1 << 16, 1 << 30
+# between 2^16 bits and 2^30 bits (128 MiB, for tables of tens of millions of pairs).
+MIN_BITMAP_LOG2, MAX_BITMAP_LOG2 = 16, 30
 FIBONACCI_MULTIPLIER = 0x9E3779B97F4A7C15
 
 
@@ -34,8 +34,8 @@ class NegativeSampler:
                             "no negative item can be sampled for it.")
         rows = np.repeat(np.arange(seen.shape[0], dtype=np.int64), degrees)
         self._keys = rows * self.num_items + seen.indices.astype(np.int64)
-        wanted = max(MIN_BITMAP_BITS, 64 * self._keys.size)
-        self._hash_bits = min(MAX_BITMAP_BITS, 1 << (wanted - 1).bit_length()).bit_length() - 1
+        wanted = (64 * self._keys.size - 1).bit_length()  # log2 of 64 bits a pair, rounded up
+        self._hash_bits = min(MAX_BITMAP_LOG2, max(MIN_BITMAP_LOG2, wanted))
         slots = self._slots(self._keys)
         self._bitmap = np.zeros(1 << (self._hash_bits - 3), dtype=np.uint8)
         np.bitwise_or.at(self._bitmap, slots >> 3, np.left_shift(1, slots & 7).astype(np.uint8))
@@ -49,8 +49,6 @@ class NegativeSampler:
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users.astype(np.int64) * self.num_items + items
         positive = np.zeros(len(keys), dtype=bool)
-        if self._keys.size == 0:
-            return positive
         slots = self._slots(keys)
         maybe = np.flatnonzero((self._bitmap[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1)
         candidates = keys[maybe]
